@@ -1,0 +1,68 @@
+/* C side of pyxen._xen: the real Xen headers, plus a xentoollog logger whose
+ * vmessage callback formats the message and hands it to Python. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xentoollog.h>
+#include <xenctrl.h>
+#include <xenguest.h>
+#include <xenstore.h>
+#include <libxl.h>
+#include <libxl_utils.h>
+#include <libxlutil.h>
+
+static const int pyxen_built_xen_major = PYXEN_XEN_MAJOR;
+static const int pyxen_built_xen_minor = PYXEN_XEN_MINOR;
+
+static void pyxen_xtl_message(void *handle, int level, int errnoval,
+                              const char *context, const char *message);
+
+struct pyxen_logger {
+    xentoollog_logger vtable;
+    void *handle;
+    int min_level;
+};
+
+static void pyxen_vmessage(xentoollog_logger *logger, xentoollog_level level,
+                           int errnoval, const char *context,
+                           const char *format, va_list al)
+{
+    struct pyxen_logger *lg = (struct pyxen_logger *)logger;
+    char buf[2048];
+    if ((int)level < lg->min_level)
+        return;
+    vsnprintf(buf, sizeof(buf), format, al);
+    pyxen_xtl_message(lg->handle, (int)level, errnoval, context, buf);
+}
+
+static void pyxen_progress(xentoollog_logger *logger, const char *context,
+                           const char *doing_what, int percent,
+                           unsigned long done, unsigned long total)
+{
+    (void)logger; (void)context; (void)doing_what; (void)percent; (void)done; (void)total;
+}
+
+static void pyxen_destroy(xentoollog_logger *logger)
+{
+    free(logger);
+}
+
+static xentoollog_logger *pyxen_logger_new(void *handle, int min_level)
+{
+    struct pyxen_logger *lg = calloc(1, sizeof(*lg));
+    if (!lg)
+        return NULL;
+    lg->vtable.vmessage = pyxen_vmessage;
+    lg->vtable.progress = pyxen_progress;
+    lg->vtable.destroy = pyxen_destroy;
+    lg->handle = handle;
+    lg->min_level = min_level;
+    return &lg->vtable;
+}
+
+static void pyxen_logger_destroy(xentoollog_logger *logger)
+{
+    if (logger)
+        xtl_logger_destroy(logger);
+}

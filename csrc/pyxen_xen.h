@@ -1,0 +1,14 @@
+/* pyxen's own glue in the Xen extension (pyxen._xen), implemented in pyxen_xen.c. */
+static const int pyxen_built_xen_major;
+static const int pyxen_built_xen_minor;
+
+/* Callbacks into Python (see pyxen/_log.py): one xentoollog message. */
+extern "Python" void pyxen_xtl_message(void *handle, int level, int errnoval,
+                                       const char *context, const char *message);
+
+/* A xentoollog_logger whose messages go to pyxen_xtl_message(handle, ...). */
+xentoollog_logger *pyxen_logger_new(void *handle, int min_level);
+void pyxen_logger_destroy(xentoollog_logger *logger);
+
+/* libc: libxenstore and libxl return malloc'd memory the caller frees. */
+void free(void *ptr);

@@ -1,0 +1,11 @@
+/* libxentoollog (xentoollog.h), trimmed: loggers that pyxen routes into Python logging. */
+typedef enum xentoollog_level {
+    XTL_NONE, XTL_DEBUG, XTL_VERBOSE, XTL_DETAIL, XTL_PROGRESS, XTL_INFO,
+    XTL_NOTICE, XTL_WARN, XTL_ERROR, XTL_CRITICAL, XTL_NUM_LEVELS
+} xentoollog_level;
+
+typedef struct xentoollog_logger xentoollog_logger;
+
+void xtl_logger_destroy(struct xentoollog_logger *logger);
+
+const char *xtl_level_to_string(xentoollog_level);

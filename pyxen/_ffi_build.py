@@ -1,0 +1,112 @@
+"""CFFI (API, out-of-line) builders for pyxen's two extension modules.
+
+* ``pyxen._cpuid``: the CPUID helper; no Xen dependency.
+* ``pyxen._xen``: libxenstore, libxenctrl, libxenguest, libxenlight, libxlutil and
+  libxentoollog, declared by the trimmed headers in ``csrc/``.
+
+Declarations are version-aware: a line ``#if XEN >= 4.18`` ... ``#else`` ... ``#endif``
+in a ``csrc/*.h`` file is resolved here against the Xen version found at build time
+(from the installed libxenctrl's soname, or ``PYXEN_XEN_VERSION``), so one source
+tree serves several Xen releases without copying shared declarations.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import sys
+from pathlib import Path
+
+from cffi import FFI
+
+CSRC = Path(__file__).resolve().parents[1] / "csrc"
+XEN_LIBS = ["xenstore", "xenctrl", "xenguest", "xenlight", "xlutil", "xentoollog"]
+# Order matters: later headers use types declared by earlier ones.
+XEN_HEADERS = ["xentoollog.h", "xenstore.h", "xenctrl.h", "xenguest.h", "libxl.h",
+               "libxlutil.h", "pyxen_xen.h"]
+INCLUDE_DIRS = [p for p in os.environ.get("PYXEN_XEN_INCLUDE", "").split(":") if p]
+LIB_DIRS = [p for p in os.environ.get("PYXEN_XEN_LIBDIR", "").split(":") if p]
+FIX = "pyxen: Xen development headers not found (xenctrl.h): apt-get install libxen-dev"
+
+
+def xen_version() -> tuple[int, int]:
+    """The Xen release whose libraries this build links against."""
+    env = os.environ.get("PYXEN_XEN_VERSION")
+    if env:
+        major, minor = env.split(".")[:2]
+        return int(major), int(minor)
+    dirs = LIB_DIRS + ["/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"]
+    for d in dirs:
+        for path in sorted(glob.glob(os.path.join(d, "libxenctrl.so.*.*"))):
+            m = re.search(r"libxenctrl\.so\.(\d+)\.(\d+)", path)
+            if m:
+                return int(m.group(1)), int(m.group(2))
+    sys.exit(FIX)
+
+
+def _find_header(name: str) -> bool:
+    return any(os.path.exists(os.path.join(d, name))
+               for d in INCLUDE_DIRS + ["/usr/include", "/usr/local/include"])
+
+
+def preprocess(text: str, version: tuple[int, int]) -> str:
+    """Resolve ``#if XEN >= X.Y`` / ``#if XEN < X.Y`` / ``#else`` / ``#endif`` blocks."""
+    out, stack = [], []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        m = re.match(r"\s*#if\s+XEN\s*(>=|<|==)\s*(\d+)\.(\d+)\s*$", line)
+        if m:
+            want = (int(m.group(2)), int(m.group(3)))
+            ok = {">=": version >= want, "<": version < want, "==": version == want}[m.group(1)]
+            stack.append(ok)
+            out.append("")
+            continue
+        if re.match(r"\s*#else\b", line):
+            if not stack:
+                raise ValueError(f"line {lineno}: #else without #if XEN")
+            stack[-1] = not stack[-1]
+            out.append("")
+            continue
+        if re.match(r"\s*#endif\b", line):
+            if not stack:
+                raise ValueError(f"line {lineno}: #endif without #if XEN")
+            stack.pop()
+            out.append("")
+            continue
+        out.append(line if all(stack) else "")
+    if stack:
+        raise ValueError("unterminated #if XEN block")
+    return "\n".join(out)
+
+
+def _read(name: str, version: tuple[int, int]) -> str:
+    return preprocess((CSRC / name).read_text(), version)
+
+
+cpuid_ffi = FFI()
+cpuid_ffi.cdef((CSRC / "pyxen_cpuid.h").read_text())
+cpuid_ffi.set_source("pyxen._cpuid", '#include "pyxen_cpuid.h"',
+                     sources=[str(CSRC / "pyxen_cpuid.c")], include_dirs=[str(CSRC)])
+
+
+def _make_xen_ffi() -> FFI:
+    if not _find_header("xenctrl.h") and "PYXEN_XEN_VERSION" not in os.environ:
+        sys.exit(FIX)
+    version = xen_version()
+    ffi = FFI()
+    ffi.cdef("\n".join(_read(h, version) for h in XEN_HEADERS))
+    ffi.set_source(
+        "pyxen._xen", _read("pyxen_xen.c", version),
+        libraries=XEN_LIBS, include_dirs=INCLUDE_DIRS, library_dirs=LIB_DIRS,
+        define_macros=[("PYXEN_XEN_MAJOR", str(version[0])),
+                       ("PYXEN_XEN_MINOR", str(version[1]))],
+        extra_compile_args=["-Wno-unused-function"])
+    return ffi
+
+
+xen_ffi = _make_xen_ffi()
+
+
+if __name__ == "__main__":
+    cpuid_ffi.compile(verbose=True)
+    xen_ffi.compile(verbose=True)

@@ -1,0 +1,54 @@
+"""xentoollog loggers that write into Python ``logging`` (one logger per C library)."""
+
+from __future__ import annotations
+
+import logging
+
+from ._native import xen
+
+# xentoollog_level → logging level
+_LEVELS = {1: 5, 2: logging.DEBUG, 3: logging.DEBUG, 4: logging.INFO, 5: logging.INFO,
+           6: logging.INFO, 7: logging.WARNING, 8: logging.ERROR, 9: logging.CRITICAL}
+_XTL_FOR = [(logging.CRITICAL, 9), (logging.ERROR, 8), (logging.WARNING, 7),
+            (logging.INFO, 4), (logging.DEBUG, 2)]
+
+_installed = False
+
+
+def _install() -> None:
+    global _installed
+    if _installed:
+        return
+    ffi, lib = xen()
+
+    @ffi.def_extern()
+    def pyxen_xtl_message(handle, level, errnoval, context, message):
+        try:
+            logger = ffi.from_handle(handle).logger
+            text = ffi.string(message).decode("utf-8", "replace")
+            if context != ffi.NULL:
+                text = f"{ffi.string(context).decode('utf-8', 'replace')}: {text}"
+            if errnoval > 0:
+                import os
+                text += f": {os.strerror(errnoval)}"
+            logger.log(_LEVELS.get(level, logging.INFO), "%s", text)
+        except Exception:  # never let an exception unwind into C
+            pass
+
+    _installed = True
+
+
+class XtlLogger:
+    """A C ``xentoollog_logger*`` (``.ptr``) forwarding to ``logging.getLogger(name)``."""
+
+    def __init__(self, name: str):
+        ffi, lib = xen()
+        _install()
+        self.logger = logging.getLogger(name)
+        eff = self.logger.getEffectiveLevel()
+        min_level = next((x for lvl, x in _XTL_FOR if eff >= lvl), 1)
+        self._handle = ffi.new_handle(self)
+        raw = lib.pyxen_logger_new(self._handle, min_level)
+        if raw == ffi.NULL:
+            raise MemoryError("xentoollog logger")
+        self.ptr = ffi.gc(raw, lib.pyxen_logger_destroy)

@@ -1,0 +1,36 @@
+"""pyxen's exception hierarchy. Each C library has one mapping helper in its module
+(``pyxen.xenstore._check``, ``pyxen.ctrl._check``, ...) that raises these."""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+
+class PyxenError(Exception):
+    """Base of every exception pyxen raises on purpose."""
+
+
+class XenUnavailableError(PyxenError):
+    """Xen (or one of its libraries or devices) is not there: says what is missing."""
+
+
+class XenFeatureUnavailable(PyxenError):
+    """The Xen release pyxen was built against lacks this call or field."""
+
+
+class XenError(PyxenError, OSError):
+    """A Xen library call failed. ``errno``/``strerror`` as OSError; ``call`` names the C call."""
+
+    def __init__(self, err: int, message: str | None = None, *, call: str | None = None,
+                 detail: str | None = None):
+        text = message or (os.strerror(err) if err else "unknown error")
+        OSError.__init__(self, err, text)
+        self.call = call
+        self.detail = detail
+
+    def __str__(self) -> str:
+        name = _errno.errorcode.get(self.errno, str(self.errno)) if self.errno else "?"
+        where = f"{self.call}: " if self.call else ""
+        extra = f" ({self.detail})" if self.detail else ""
+        return f"{where}[{name}] {self.strerror}{extra}"

@@ -1,0 +1,8 @@
+from setuptools import setup
+
+setup(
+    cffi_modules=[
+        "pyxen/_ffi_build.py:cpuid_ffi",
+        "pyxen/_ffi_build.py:xen_ffi",
+    ],
+)
