@@ -119,6 +119,54 @@ class PhysInfo:
         return self.free_memory_kb // 1024
 
 
+@dataclass(frozen=True)
+class DomainInfo:
+    domid: int
+    uuid: str
+    flags: int
+    hvm: bool
+    dying: bool
+    shutdown: bool
+    paused: bool
+    blocked: bool
+    running: bool
+    shutdown_reason: int | None
+    memory_kb: int
+    max_memory_kb: int
+    online_vcpus: int
+    max_vcpu_id: int
+    cpu_time_ns: int
+    cpupool: int
+
+    @property
+    def state(self) -> str:
+        """The six state letters as xl prints them (r b p s c d)."""
+        crashed = self.shutdown and self.shutdown_reason == 3
+        return "".join(ch if on else "-" for ch, on in (
+            ("r", self.running), ("b", self.blocked), ("p", self.paused),
+            ("s", self.shutdown and not crashed), ("c", crashed), ("d", self.dying)))
+
+
+def _uuid(handle) -> str:
+    h = bytes(handle)
+    return f"{h[0:4].hex()}-{h[4:6].hex()}-{h[6:8].hex()}-{h[8:10].hex()}-{h[10:16].hex()}"
+
+
+def _domaininfo(lib, d) -> DomainInfo:
+    f = d.flags
+    shut = bool(f & lib.XEN_DOMINF_shutdown)
+    return DomainInfo(
+        domid=d.domain, uuid=_uuid(d.handle), flags=f,
+        hvm=bool(f & lib.XEN_DOMINF_hvm_guest), dying=bool(f & lib.XEN_DOMINF_dying),
+        shutdown=shut, paused=bool(f & lib.XEN_DOMINF_paused),
+        blocked=bool(f & lib.XEN_DOMINF_blocked), running=bool(f & lib.XEN_DOMINF_running),
+        shutdown_reason=((f >> lib.XEN_DOMINF_shutdownshift) & lib.XEN_DOMINF_shutdownmask)
+        if shut else None,
+        memory_kb=d.tot_pages * PAGE_KB, max_memory_kb=d.max_pages * PAGE_KB,
+        online_vcpus=d.nr_online_vcpus, max_vcpu_id=d.max_vcpu_id,
+        cpu_time_ns=d.cpu_time, cpupool=d.cpupool)
+
+
 class Ctrl(Handle):
     """An open libxenctrl interface (``xc_interface``)."""
 
@@ -173,6 +221,20 @@ class Ctrl(Handle):
             scrub_memory_kb=p.scrub_pages * PAGE_KB,
             outstanding_memory_kb=p.outstanding_pages * PAGE_KB, max_mfn=p.max_mfn,
             hw_caps=tuple(p.hw_cap), virt_caps=VirtCaps(p.capabilities & 0x3FF))
+
+    def domains(self, batch: int = 256) -> list[DomainInfo]:
+        """Every domain (xc_domain_getinfolist, paginated past ``batch``)."""
+        ffi, lib = xen()
+        buf = ffi.new("xc_domaininfo_t[]", batch)
+        out: list[DomainInfo] = []
+        first = 0
+        while True:
+            n = _check(self, lib.xc_domain_getinfolist(self._p(), first, batch, buf),
+                       "xc_domain_getinfolist")
+            out.extend(_domaininfo(lib, buf[i]) for i in range(n))
+            if n < batch:
+                return out
+            first = out[-1].domid + 1
 
 
 def open() -> Ctrl:  # noqa: A001 - mirrors xc_interface_open

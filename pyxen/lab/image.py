@@ -88,13 +88,13 @@ def require_host_tools(*tools: str) -> None:
         raise LabError(f"missing host tool(s) {', '.join(missing)}: apt-get install {pkgs}")
 
 
-def find_mirror(suite: str = "bookworm") -> str:
+def find_mirror(suite: str = "bookworm", etc_apt: str = "/etc/apt") -> str:
     """The Debian mirror this machine's apt already uses (never a hard-coded host)."""
     env = os.environ.get("PYXEN_LAB_MIRROR")
     if env:
         return env
     candidates: list[str] = []
-    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+    for path in sorted(glob.glob(f"{etc_apt}/sources.list.d/*.sources")):
         with open(path) as f:
             for stanza in f.read().split("\n\n"):
                 fields = {}
@@ -106,7 +106,7 @@ def find_mirror(suite: str = "bookworm") -> str:
                         and "deb" in fields.get("types", "").split()
                         and suite in fields.get("suites", "").split()):
                     candidates += fields.get("uris", "").split()
-    for path in ["/etc/apt/sources.list", *sorted(glob.glob("/etc/apt/sources.list.d/*.list"))]:
+    for path in [f"{etc_apt}/sources.list", *sorted(glob.glob(f"{etc_apt}/sources.list.d/*.list"))]:
         with contextlib.suppress(OSError), open(path) as f:
             for line in f:
                 m = re.match(r"\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s", line)

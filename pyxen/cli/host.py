@@ -1,0 +1,107 @@
+"""Host verbs: virt-caps, info, list, demo."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from . import print_json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("virt-caps", help="can this host run HVM guests (VT-x/AMD-V), and why")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_virt_caps)
+    p = sub.add_parser("info", help="hypervisor and host information (like xl info)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+    p = sub.add_parser("list", help="list domains (xm list's columns)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("demo", help="the lab demo: host facts, Xen info, domain list")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_virt_caps(args) -> int:
+    from .. import cpuid
+    ci = cpuid.info()
+    data = dataclasses.asdict(ci)
+    if args.json:
+        print_json(data)
+        return 0
+    hv = ci.hypervisor_signature or ("present" if ci.hypervisor_present else "none")
+    print(f"cpu vendor           : {ci.vendor} (family {ci.family} model {ci.model} "
+          f"stepping {ci.stepping})")
+    print(f"vmx (Intel VT-x)     : {'yes' if ci.vmx else 'no'}")
+    print(f"svm (AMD-V)          : {'yes' if ci.svm else 'no'}")
+    print(f"hypervisor           : {hv}")
+    return 0
+
+
+def _info_dict() -> dict:
+    from .. import ctrl
+    with ctrl.open() as xc:
+        v, p = xc.version(), xc.physinfo()
+    return {
+        "nr_cpus": p.nr_cpus, "max_cpu_id": p.max_cpu_id, "nr_nodes": p.nr_nodes,
+        "cores_per_socket": p.cores_per_socket, "threads_per_core": p.threads_per_core,
+        "cpu_mhz": f"{p.cpu_khz / 1000:.3f}",
+        "hw_caps": ":".join(f"{c:08x}" for c in p.hw_caps),
+        "virt_caps": " ".join(p.virt_caps.xl_names()),
+        "total_memory": p.total_memory_mb, "free_memory": p.free_memory_mb,
+        "xen_major": v.major, "xen_minor": v.minor, "xen_extra": v.extra,
+        "xen_version": v.release, "xen_caps": " ".join(v.capabilities),
+        "xen_pagesize": v.pagesize, "xen_changeset": v.changeset,
+        "xen_commandline": v.commandline, "cc_compiler": v.compiler,
+        "cc_compile_by": v.compile_by, "cc_compile_domain": v.compile_domain,
+        "cc_compile_date": v.compile_date,
+    }
+
+
+def cmd_info(args) -> int:
+    info = _info_dict()
+    if args.json:
+        print_json(info)
+    else:
+        for k, v in info.items():
+            print(f"{k:<23}: {v}")
+    return 0
+
+
+def _domain_rows() -> list[dict]:
+    from .. import ctrl, xenstore
+    from ..errors import XenError
+    with ctrl.open() as xc:
+        doms = xc.domains()
+    rows = []
+    with xenstore.open() as xs:
+        for d in doms:
+            try:
+                name = xs.read(f"/local/domain/{d.domid}/name").decode("utf-8", "replace")
+            except XenError:
+                name = "(null)"
+            rows.append({"name": name, "domid": d.domid, "mem_mib": d.memory_kb // 1024,
+                         "vcpus": d.online_vcpus, "state": d.state,
+                         "time_s": round(d.cpu_time_ns / 1e9, 1), "uuid": d.uuid})
+    return rows
+
+
+def cmd_list(args) -> int:
+    rows = _domain_rows()
+    if args.json:
+        print_json(rows)
+        return 0
+    print(f"{'Name':<40}{'ID':>5}{'Mem(MiB)':>9}{'VCPUs':>6} {'State':<7}{'Time(s)':>8}")
+    for r in rows:
+        print(f"{r['name']:<40}{r['domid']:>5}{r['mem_mib']:>9}{r['vcpus']:>6} "
+              f"{r['state']:<7}{r['time_s']:>8.1f}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    print("== pyxen demo: inside a Xen dom0 ==")
+    print("-- CPUID as the dom0 sees it (Xen hides VT-x/AMD-V from PV guests) --")
+    cmd_virt_caps(args.__class__(json=False))
+    print("-- pyxen info (libxenctrl, in-process) --")
+    cmd_info(args.__class__(json=False))
+    print("-- pyxen list (libxenctrl + libxenstore, in-process) --")
+    return cmd_list(args.__class__(json=False))

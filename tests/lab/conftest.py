@@ -1,0 +1,65 @@
+"""Lab tests: they run inside a real Xen dom0 (``python -m pyxen.lab run -- python3 -m pytest
+tests/lab``, which ``make test`` does). Outside a dom0 they are skipped with that hint;
+inside the lab (PYXEN_LAB=1) a missing Xen is an error, never a skip."""
+
+import os
+import subprocess
+
+import pytest
+
+IN_DOM0 = os.path.exists("/dev/xen/privcmd") and os.path.exists("/proc/xen/capabilities")
+IN_LAB = os.environ.get("PYXEN_LAB") == "1"
+GUEST_KIT = "/usr/share/pyxen-lab/guest"
+
+
+def pytest_configure(config):
+    if IN_LAB and not IN_DOM0:
+        raise pytest.UsageError("PYXEN_LAB=1 but this is not a Xen dom0 (no /dev/xen/privcmd)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if IN_DOM0:
+        return
+    skip = pytest.mark.skip(reason="needs a Xen dom0: run `make test`, or "
+                            "python -m pyxen.lab run -- python3 -m pytest tests/lab")
+    for item in items:
+        item.add_marker(skip)
+
+
+@pytest.fixture
+def xc():
+    import pyxen.ctrl
+    with pyxen.ctrl.open() as h:
+        yield h
+
+
+@pytest.fixture
+def xs():
+    import pyxen.xenstore
+    with pyxen.xenstore.open() as h:
+        yield h
+
+
+def run_tool(*argv: str, check: bool = True) -> str:
+    """Run one of Xen's own tools (xl, xenstore-*) to compare against: tests only."""
+    return subprocess.run(argv, check=check, capture_output=True, text=True).stdout
+
+
+@pytest.fixture(scope="session")
+def xl_info() -> dict:
+    out = run_tool("xl", "info")
+    info = {}
+    for line in out.splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            info[k.strip()] = v.strip()
+    return info
+
+
+@pytest.fixture(scope="session")
+def guest_kit() -> dict:
+    kit = {"kernel": os.path.join(GUEST_KIT, "vmlinuz"),
+           "ramdisk": os.path.join(GUEST_KIT, "initrd.cpio.gz")}
+    for p in kit.values():
+        assert os.path.exists(p), f"lab guest kit missing {p}"
+    return kit

@@ -1,0 +1,75 @@
+"""The first vertical slice, compared with what `xl info` prints in the same dom0."""
+
+import os
+import subprocess
+import sys
+
+import pyxen.ctrl
+import pyxen.xenstore
+
+
+def test_version_matches_xl_info(xc, xl_info):
+    v = xc.version()
+    assert v.major == int(xl_info["xen_major"])
+    assert v.minor == int(xl_info["xen_minor"])
+    assert v.extra == xl_info["xen_extra"]
+    assert v.release == xl_info["xen_version"]
+    assert (v.major, v.minor) == (4, 17)
+    assert " ".join(v.capabilities) == xl_info["xen_caps"]
+    assert v.pagesize == int(xl_info["xen_pagesize"])
+    assert v.commandline == xl_info["xen_commandline"]
+
+
+def test_physinfo_matches_xl_info(xc, xl_info):
+    p = xc.physinfo()
+    assert p.nr_cpus == int(xl_info["nr_cpus"])
+    assert p.cores_per_socket == int(xl_info["cores_per_socket"])
+    assert p.threads_per_core == int(xl_info["threads_per_core"])
+    assert p.nr_nodes == int(xl_info["nr_nodes"])
+    assert p.total_memory_mb == int(xl_info["total_memory"])
+    assert abs(p.free_memory_mb - int(xl_info["free_memory"])) <= 16
+    assert " ".join(p.virt_caps.xl_names()) == xl_info["virt_caps"]
+    assert ":".join(f"{c:08x}" for c in p.hw_caps) == xl_info["hw_caps"]
+    assert pyxen.ctrl.VirtCaps.PV in p.virt_caps
+
+
+def test_xenstore_reads_dom0_name(xs):
+    assert xs.read("/local/domain/0/name") == b"Domain-0"
+
+
+def test_domain_list_has_dom0(xc):
+    doms = xc.domains()
+    assert doms[0].domid == 0
+    assert doms[0].online_vcpus == 2
+    assert doms[0].memory_kb > 1_000_000
+
+
+def test_handles_close_idempotently():
+    xc = pyxen.ctrl.open()
+    xc.close()
+    xc.close()
+    assert xc.closed
+    try:
+        xc.version()
+    except ValueError as e:
+        assert "closed" in str(e)
+    else:
+        raise AssertionError("a closed handle must refuse calls")
+    with pyxen.xenstore.open() as xs:
+        pass
+    xs.close()
+    assert xs.closed
+
+
+def test_cli_info_in_process():
+    env = dict(os.environ)
+    out = subprocess.run([sys.executable, "-m", "pyxen", "info"], capture_output=True,
+                         text=True, check=True, env=env).stdout
+    assert "xen_version" in out and "4.17" in out
+
+
+def test_built_against_this_xen(xc):
+    from pyxen._native import xen
+    _, lib = xen()
+    v = xc.version()
+    assert (lib.pyxen_built_xen_major, lib.pyxen_built_xen_minor) == (v.major, v.minor)
