@@ -40,14 +40,14 @@ test: build
 	@rc=0; \
 	echo "== host tests =="; $(PY) -m pytest -v tests/host || rc=1; \
 	echo "== lab tests (inside a Xen dom0) =="; \
-	$(PY) -m pyxen.lab run --timeout $(LAB_TIMEOUT) -- python3 -m pytest -v -p no:cacheprovider tests/lab || rc=1; \
+	$(PY) -m pyxen.lab run --timeout $(LAB_TIMEOUT) -- python3 -m pytest -v --color=no -p no:cacheprovider tests/lab || rc=1; \
 	exit $$rc
 
 test-host: build
 	$(PY) -m pytest -v tests/host
 
 test-lab: build
-	$(PY) -m pyxen.lab run --timeout $(LAB_TIMEOUT) -- python3 -m pytest -v -p no:cacheprovider tests/lab
+	$(PY) -m pyxen.lab run --timeout $(LAB_TIMEOUT) -- python3 -m pytest -v --color=no -p no:cacheprovider tests/lab
 
 lab-shell: build
 	$(PY) -m pyxen.lab shell
