@@ -103,7 +103,10 @@ def _job_script(cmd: list[str], relcwd: str, interactive: bool) -> str:
              "export PYTHONUNBUFFERED=1 PATH=/lab/work/.pyxen-lab/bin:$PATH",
              f"cd /lab/work/{shlex.quote(relcwd)} || exit {EXIT_LAB_FAILED}"]
     if interactive:
-        lines.append("exec /bin/bash -l")
+        lines.append("echo 'pyxen lab: a Xen dom0; this checkout is the working directory, "
+                     "`pyxen` and `xl` are on PATH; exit powers the VM off.'")
+        lines.append("export PS1='pyxen-lab:\\w# '")
+        lines.append("exec /bin/bash --norc -i")
     else:
         lines.append("exec " + " ".join(shlex.quote(c) for c in cmd))
     return "\n".join(lines) + "\n"
