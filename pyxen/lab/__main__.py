@@ -7,17 +7,20 @@ import json
 import shutil
 import sys
 
-from .image import LabError, build_image, cache_root
+from .image import RECIPES, LabError, build_image, cache_root, recipe_for
 from .vm import choose_machine, run
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m pyxen.lab",
-                                description="A real Xen 4.17 host in QEMU for trying and "
+                                description="A real Xen host (4.17 or 4.20) in QEMU for trying and "
                                             "testing pyxen without a Xen machine.")
     p.add_argument("--accel", choices=["auto", "kvm", "tcg"], default=None,
                    help="QEMU accelerator (default: kvm if the CPU shows vmx/svm and /dev/kvm "
                         "works, else tcg; env PYXEN_LAB_ACCEL)")
+    p.add_argument("--xen", choices=sorted(RECIPES), default=None,
+                   help="which Xen the lab runs (default 4.17, or env PYXEN_LAB_XEN): 4.17 is "
+                        "Debian 12's, 4.20 Debian 13's; each image is cached separately")
     sub = p.add_subparsers(dest="verb", required=True)
     sub.add_parser("build", help="build (or reuse) the cached dom0 image")
     r = sub.add_parser("run", help="run CMD as root in a fresh dom0, with this checkout as "
@@ -32,21 +35,21 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     try:
         if a.verb == "build":
-            img = build_image()
+            img = build_image(recipe_for(a.xen))
             print(json.dumps(img.manifest(), indent=1))
             return 0
         if a.verb == "run":
             cmd = a.cmd[1:] if a.cmd[:1] == ["--"] else a.cmd
             if not cmd:
                 p.error("run needs a command: python -m pyxen.lab run -- CMD [ARGS...]")
-            return run(cmd, timeout=a.timeout, accel=a.accel, verbose=a.verbose)
+            return run(cmd, timeout=a.timeout, accel=a.accel, verbose=a.verbose, xen=a.xen)
         if a.verb == "shell":
-            return run([], accel=a.accel, interactive=True)
+            return run([], accel=a.accel, interactive=True, xen=a.xen)
         if a.verb == "info":
             m = choose_machine(a.accel)
             print(f"cache: {cache_root()}")
-            for d in sorted(cache_root().glob("*-*")):
-                print(f"  {d.name}")
+            for d in sorted(cache_root().glob("xen-*/*-*")):
+                print(f"  {d.parent.name}/{d.name}")
             print(f"accelerator: {m.accel} (-cpu {m.cpu})")
             return 0
         if a.verb == "clean":

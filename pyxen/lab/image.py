@@ -36,19 +36,21 @@ BASE_REVISION = 1
 IMAGE_REVISION = 1
 
 
+COMMON_PACKAGES = (
+    "linux-image-amd64", "libxen-dev", "gcc", "libc6-dev", "python3-dev", "python3-cffi",
+    "python3-setuptools", "python3-pytest", "python3-pyxs", "qemu-system-xen", "seabios",
+    "busybox-static", "kmod", "udev", "iproute2", "bridge-utils", "procps", "initramfs-tools",
+)
+
+
 @dataclass(frozen=True)
 class Recipe:
+    """What goes into one lab image: a Debian release and its Xen."""
+
     xen: str = "4.17"
     suite: str = "bookworm"
-    packages: tuple[str, ...] = (
-        "xen-utils-4.17", "xen-hypervisor-4.17-amd64", "linux-image-amd64",
-        "libxen-dev", "gcc", "libc6-dev", "python3-dev", "python3-cffi",
-        "python3-setuptools", "python3-pytest", "python3-pyxs", "qemu-system-xen",
-        "seabios", "busybox-static", "kmod", "udev", "iproute2", "bridge-utils",
-        "procps", "initramfs-tools",
-    )
+    packages: tuple[str, ...] = ("xen-utils-4.17", "xen-hypervisor-4.17-amd64") + COMMON_PACKAGES
     image_size_mb: int = 6144
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def base_key(self) -> str:
         text = json.dumps([BASE_REVISION, self.suite, sorted(self.packages)])
@@ -61,11 +63,29 @@ class Recipe:
         return h.hexdigest()[:16]
 
 
-RECIPES = {"4.17": Recipe()}
+RECIPES = {
+    "4.17": Recipe(),
+    "4.20": Recipe(xen="4.20", suite="trixie",
+                   packages=("xen-utils-4.20", "xen-hypervisor-4.20-amd64") + COMMON_PACKAGES),
+}
+DEFAULT_XEN = "4.17"
+
+
+def recipe_for(xen: str | None) -> Recipe:
+    xen = xen or os.environ.get("PYXEN_LAB_XEN") or DEFAULT_XEN
+    try:
+        return RECIPES[xen]
+    except KeyError:
+        raise LabError(f"no lab for Xen {xen!r}; choose one of {', '.join(RECIPES)}") from None
 
 
 class LabError(RuntimeError):
     """The lab cannot do what was asked; the message says why and how to fix it."""
+
+
+def version_cache(recipe: Recipe) -> Path:
+    """Each Xen version's images live apart, so building one never evicts another."""
+    return cache_root() / f"xen-{recipe.xen}"
 
 
 def cache_root() -> Path:
@@ -115,6 +135,10 @@ def find_mirror(suite: str = "bookworm", etc_apt: str = "/etc/apt") -> str:
     for uri in candidates:
         if "security" not in uri:
             return uri.rstrip("/")
+    if suite != "bookworm" and not candidates:
+        # A Debian mirror serves every release: reuse the one apt uses for bookworm.
+        with contextlib.suppress(LabError):
+            return find_mirror("bookworm", etc_apt)
     raise LabError(f"no apt source for Debian {suite} found in /etc/apt/sources.list(.d); "
                    "set PYXEN_LAB_MIRROR to a Debian mirror URL")
 
@@ -218,7 +242,7 @@ def _chroot_env() -> dict:
 
 
 def build_base(recipe: Recipe, progress: Progress) -> Path:
-    final = cache_root() / f"base-{recipe.base_key()}"
+    final = version_cache(recipe) / f"base-{recipe.base_key()}"
     if (final / "ok").exists():
         return final / "root"
     require_host_tools("debootstrap", "chroot")
@@ -273,8 +297,8 @@ def _guest_initrd(root: Path, kver: str) -> bytes:
 
 def build_image(recipe: Recipe | None = None) -> Image:
     """Return the cached image for ``recipe``, building what is missing (with progress)."""
-    recipe = recipe or RECIPES["4.17"]
-    cache = cache_root()
+    recipe = recipe or recipe_for(None)
+    cache = version_cache(recipe)
     cache.mkdir(parents=True, exist_ok=True)
     final = cache / f"image-{recipe.image_key()}"
     base_root = cache / f"base-{recipe.base_key()}" / "root"

@@ -22,7 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .image import Image, LabError, Progress, _chroot_env, build_image, require_host_tools
+from .image import (Image, LabError, Progress, _chroot_env, build_image, recipe_for,
+                    require_host_tools)
 
 SOURCE_IGNORE = shutil.ignore_patterns(
     ".git", ".venv", "venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
@@ -152,7 +153,8 @@ def _on_sigterm(signum, frame):  # pragma: no cover - signal path
 
 
 def run(cmd: list[str], *, timeout: float = 3600, accel: str | None = None,
-        verbose: bool = False, interactive: bool = False, out=None) -> int:
+        verbose: bool = False, interactive: bool = False, out=None,
+        xen: str | None = None) -> int:
     """Run ``cmd`` as root in a fresh lab dom0; return its exit status.
 
     The VM is powered off and every temporary file removed on the way out, also on
@@ -160,7 +162,7 @@ def run(cmd: list[str], *, timeout: float = 3600, accel: str | None = None,
     """
     out = out or sys.stdout
     require_host_tools("qemu-system-x86_64", "mke2fs", "chroot")
-    image = build_image()
+    image = build_image(recipe_for(xen))
     machine = choose_machine(accel)
     workdir = Path(tempfile.mkdtemp(prefix="pyxen-lab-"))
     progress = Progress(workdir / "prepare.log")
