@@ -8,6 +8,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 HOST_PACKAGES := qemu-system-x86 debootstrap e2fsprogs libxen-dev gcc python3-dev python3-venv
 LAB_TIMEOUT ?= 3000
+# The lab tests run once per supported Xen release (Debian 12's 4.17, Debian 13's 4.20).
+LAB_XEN ?= 4.17 4.20
+LAB_PYTEST := python3 -m pytest -v --color=no -p no:cacheprovider tests/lab
 
 .PHONY: all deps venv build demo test test-host test-lab bench lab-shell clean
 
@@ -39,15 +42,19 @@ demo: build
 test: build
 	@rc=0; \
 	echo "== host tests =="; $(PY) -m pytest -v tests/host || rc=1; \
-	echo "== lab tests (inside a Xen dom0) =="; \
-	$(PY) -m pyxen.lab run --timeout $(LAB_TIMEOUT) -- python3 -m pytest -v --color=no -p no:cacheprovider tests/lab || rc=1; \
+	for v in $(LAB_XEN); do \
+	    echo "== lab tests inside a Xen $$v dom0 =="; \
+	    $(PY) -m pyxen.lab --xen $$v run --timeout $(LAB_TIMEOUT) -- $(LAB_PYTEST) || rc=1; \
+	done; \
 	exit $$rc
 
 test-host: build
 	$(PY) -m pytest -v tests/host
 
 test-lab: build
-	$(PY) -m pyxen.lab run --timeout $(LAB_TIMEOUT) -- python3 -m pytest -v --color=no -p no:cacheprovider tests/lab
+	@rc=0; for v in $(LAB_XEN); do \
+	    $(PY) -m pyxen.lab --xen $$v run --timeout $(LAB_TIMEOUT) -- $(LAB_PYTEST) || rc=1; \
+	done; exit $$rc
 
 lab-shell: build
 	$(PY) -m pyxen.lab shell

@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import os
 
-from .errors import XenUnavailableError
+import re
+
+from .errors import XenFeatureUnavailable, XenUnavailableError
 
 
 @functools.lru_cache(maxsize=None)
@@ -14,10 +16,48 @@ def xen():
     try:
         from . import _xen
     except ImportError as e:
+        m = re.search(r"lib(?:xen\w*|xlutil)\.so\.(\d+\.\d+)", str(e))
+        if m:
+            raise XenUnavailableError(
+                f"pyxen was built against Xen {m.group(1)}'s libraries, which this system "
+                f"lacks ({e}); rebuild pyxen here (pip install --force-reinstall .)") from None
         raise XenUnavailableError(
             f"pyxen's Xen extension cannot be loaded ({e}); build it on a machine with the "
             "Xen libraries: apt-get install libxen-dev && pip install .") from None
     return _xen.ffi, _xen.lib
+
+
+def built_version() -> tuple[int, int]:
+    """The Xen release whose headers and libraries pyxen._xen was compiled against."""
+    _, lib = xen()
+    return lib.pyxen_built_xen_major, lib.pyxen_built_xen_minor
+
+
+def has(name: str) -> bool:
+    """Whether the Xen release pyxen was built against provides C symbol ``name``."""
+    return hasattr(xen()[1], name)
+
+
+def need(name: str, since: str | None = None):
+    """The C function ``name``, or XenFeatureUnavailable naming the Xen release it needs."""
+    lib = xen()[1]
+    try:
+        return getattr(lib, name)
+    except AttributeError:
+        major, minor = built_version()
+        when = f" (needs Xen {since} or later)" if since else ""
+        raise XenFeatureUnavailable(f"{name} is not available in Xen {major}.{minor}{when}, "
+                                    "which pyxen was built against") from None
+
+
+def check_hypervisor(major: int, minor: int) -> None:
+    """Refuse to drive a hypervisor of another release than the libraries we link."""
+    built = built_version()
+    if (major, minor) != built:
+        raise XenUnavailableError(
+            f"pyxen was built against Xen {built[0]}.{built[1]} but the running hypervisor is "
+            f"Xen {major}.{minor}: libxenctrl's ABI differs between releases; rebuild pyxen "
+            "on this host (pip install --force-reinstall .)")
 
 
 def cpuid():

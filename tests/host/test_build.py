@@ -32,3 +32,20 @@ def test_detected_version_is_the_installed_one():
 def test_extension_records_build_version():
     from pyxen._xen import lib
     assert (lib.pyxen_built_xen_major, lib.pyxen_built_xen_minor) == fb.xen_version()
+
+
+def test_feature_gate_names_the_release():
+    from pyxen import _native
+    from pyxen.errors import XenFeatureUnavailable
+    assert _native.has("xc_physinfo")
+    with pytest.raises(XenFeatureUnavailable, match=r"needs Xen 9\.9"):
+        _native.need("xc_no_such_call", "9.9")
+
+
+def test_hypervisor_of_another_release_is_refused():
+    from pyxen import _native
+    from pyxen.errors import XenUnavailableError
+    major, minor = _native.built_version()
+    _native.check_hypervisor(major, minor)
+    with pytest.raises(XenUnavailableError, match="rebuild pyxen"):
+        _native.check_hypervisor(major, minor + 1)
