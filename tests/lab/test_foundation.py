@@ -14,7 +14,8 @@ def test_version_matches_xl_info(xc, xl_info):
     assert v.minor == int(xl_info["xen_minor"])
     assert v.extra == xl_info["xen_extra"]
     assert v.release == xl_info["xen_version"]
-    assert (v.major, v.minor) == (4, 17)
+    from pyxen._native import built_version
+    assert (v.major, v.minor) == built_version()
     assert " ".join(v.capabilities) == xl_info["xen_caps"]
     assert v.pagesize == int(xl_info["xen_pagesize"])
     assert v.commandline == xl_info["xen_commandline"]
@@ -65,7 +66,8 @@ def test_cli_info_in_process():
     env = dict(os.environ)
     out = subprocess.run([sys.executable, "-m", "pyxen", "info"], capture_output=True,
                          text=True, check=True, env=env).stdout
-    assert "xen_version" in out and "4.17" in out
+    from pyxen._native import built_version
+    assert "xen_version" in out and "%d.%d" % built_version() in out
 
 
 def test_built_against_this_xen(xc):
