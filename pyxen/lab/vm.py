@@ -114,7 +114,7 @@ def _job_script(cmd: list[str], relcwd: str, interactive: bool) -> str:
 
 
 def _make_work_disk(image: Image, cmd: list[str], interactive: bool, nonce: str,
-                    progress: Progress, workdir: Path) -> Path:
+                    progress: Progress, workdir: Path, extra_files: dict | None = None) -> Path:
     root = source_root()
     try:
         relcwd = str(Path.cwd().resolve().relative_to(root))
@@ -134,6 +134,10 @@ def _make_work_disk(image: Image, cmd: list[str], interactive: bool, nonce: str,
         os.chmod(meta / "bin" / "pyxen", 0o755)
         if interactive:
             (meta / "interactive").write_text("")
+        for name, host_path in (extra_files or {}).items():
+            dest = meta / "extra" / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(host_path, dest)
         used = sum(f.stat().st_size for f in src.rglob("*") if f.is_file())
         size_mb = max(512, used * 2 // 2**20 + 256)
         img = workdir / "work.img"
@@ -154,11 +158,12 @@ def _on_sigterm(signum, frame):  # pragma: no cover - signal path
 
 def run(cmd: list[str], *, timeout: float = 3600, accel: str | None = None,
         verbose: bool = False, interactive: bool = False, out=None,
-        xen: str | None = None) -> int:
+        xen: str | None = None, extra_files: dict | None = None) -> int:
     """Run ``cmd`` as root in a fresh lab dom0; return its exit status.
 
     The VM is powered off and every temporary file removed on the way out, also on
-    timeout (exit 124), SIGTERM or Ctrl-C.
+    timeout (exit 124), SIGTERM or Ctrl-C. ``extra_files`` ({name: host path}) are copied
+    to ``/lab/work/.pyxen-lab/extra/<name>`` in the dom0.
     """
     out = out or sys.stdout
     require_host_tools("qemu-system-x86_64", "mke2fs", "chroot")
@@ -173,7 +178,8 @@ def run(cmd: list[str], *, timeout: float = 3600, accel: str | None = None,
     except ValueError:  # not the main thread: the caller owns signal handling
         old_term = None
     try:
-        work_img = _make_work_disk(image, cmd, interactive, nonce, progress, workdir)
+        work_img = _make_work_disk(image, cmd, interactive, nonce, progress, workdir,
+                                   extra_files)
         qcmd = qemu_command(image, machine, work_img, interactive)
         progress.step(f"booting Xen {image.manifest()['xen']} + dom0 under QEMU "
                       f"({machine.accel}{', ~30 s' if machine.accel == 'tcg' else ''})")

@@ -1,4 +1,5 @@
-"""The lab itself: pure logic on the host, and one real boot checking exit status and cleanup."""
+"""The lab itself: pure logic on the host, and real boots checking exit status, cleanup and
+that a build for one Xen release refuses to run on another."""
 
 import glob
 import os
@@ -77,3 +78,23 @@ def test_run_returns_exit_status_and_cleans_up(tmp_path):
     assert "hello-from-dom0 control_d" in r.stdout
     assert not _qemus()
     assert set(glob.glob("/tmp/pyxen-lab-*")) == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+def test_extension_built_for_417_refuses_to_load_on_420(tmp_path):
+    """Never a silent ABI mismatch: this host's 4.17 build, dropped into a 4.20 dom0."""
+    import io
+    import pyxen
+    built = glob.glob(os.path.join(os.path.dirname(pyxen.__file__), "_xen*.so"))
+    assert built, "make test builds the extension in place first"
+    probe = ("import shutil, sys; shutil.copytree('pyxen', '/tmp/p/pyxen'); "
+             "shutil.copy('.pyxen-lab/extra/_xen.so', '/tmp/p/pyxen/_xen.abi3.so'); "
+             "[__import__('os').remove(f) for f in __import__('glob').glob('/tmp/p/pyxen/_xen.cpython*')]; "
+             "sys.path.insert(0, '/tmp/p'); import pyxen.ctrl, pyxen.errors\n"
+             "try:\n    pyxen.ctrl.open()\nexcept pyxen.errors.XenUnavailableError as e:\n"
+             "    print('REFUSED:', e); sys.exit(0)\nsys.exit(1)")
+    out = io.StringIO()
+    rc = vm.run(["python3", "-c", probe], xen="4.20", timeout=900, out=out,
+                extra_files={"_xen.so": built[0]})
+    assert rc == 0, out.getvalue()[-3000:]
+    assert "REFUSED: pyxen was built against Xen 4.17" in out.getvalue()
