@@ -2,6 +2,7 @@
 that a build for one Xen release refuses to run on another."""
 
 import glob
+import re
 import os
 import subprocess
 import sys
@@ -62,22 +63,77 @@ def test_accelerator_choice():
         vm.choose_machine("hax")
 
 
-def _qemus():
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return [l for l in out.splitlines() if l.startswith("qemu-system-x86_64") and "pyxen" in l]
+def _children_qemu(pid: int) -> set:
+    """PIDs of QEMU processes whose parent is ``pid``."""
+    found = set()
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)
+        except OSError:
+            continue
+        comm = fields[0].split("(", 1)[1]
+        ppid = int(fields[1].split()[1])
+        if ppid == pid and comm.startswith("qemu-system"):
+            found.add(int(stat.split("/")[2]))
+    return found
+
+
+def _alive(pids: set) -> set:
+    return {p for p in pids if os.path.exists(f"/proc/{p}")}
+
+
+def _workdirs(pids: set) -> set:
+    """The run's temporary folders, read from its QEMU command line (the work disk)."""
+    dirs = set()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        for a in args:
+            m = re.search(r"file=(/\S+?/pyxen-lab-[^/,]+)/work\.img", a)
+            if m:
+                dirs.add(m.group(1))
+    return dirs
+
+
+def _watch(args, *, interrupt_after_qemu: bool = False, timeout: float = 1200):
+    """Run ``python -m pyxen.lab ARGS``; return (rc, output, QEMU pids, their temp folders)."""
+    import signal
+    import threading
+    import time
+    p = subprocess.Popen([sys.executable, "-m", "pyxen.lab", *args], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    chunks, seen, dirs = [], set(), set()
+    reader = threading.Thread(target=lambda: chunks.append(p.stdout.read()), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    while p.poll() is None and time.monotonic() < deadline:
+        new = _children_qemu(p.pid) - seen
+        seen |= new
+        dirs |= _workdirs(new)
+        if interrupt_after_qemu and seen:
+            time.sleep(2)
+            p.send_signal(signal.SIGINT)
+            interrupt_after_qemu = False
+        time.sleep(0.2)
+    p.wait(timeout=60)
+    reader.join(10)
+    assert len(dirs) == len(seen), "each QEMU runs from a temporary folder"
+    return p.returncode, "".join(chunks), seen, dirs
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 def test_run_returns_exit_status_and_cleans_up(tmp_path):
-    before = set(glob.glob("/tmp/pyxen-lab-*"))
-    r = subprocess.run([sys.executable, "-m", "pyxen.lab", "run", "--timeout", "600", "--",
-                        "sh", "-c", "echo hello-from-dom0 $(cat /proc/xen/capabilities); "
-                        "test -e /dev/xen/privcmd && exit 7"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 7, r.stderr[-3000:]
-    assert "hello-from-dom0 control_d" in r.stdout
-    assert not _qemus()
-    assert set(glob.glob("/tmp/pyxen-lab-*")) == before
+    rc, out, qemus, dirs = _watch(["run", "--timeout", "600", "--", "sh", "-c",
+                             "echo hello-from-dom0 $(cat /proc/xen/capabilities); "
+                             "test -e /dev/xen/privcmd && exit 7"])
+    assert rc == 7, out[-3000:]
+    assert "hello-from-dom0 control_d" in out
+    assert len(qemus) == 1 and not _alive(qemus)
+    assert dirs and not any(os.path.exists(d) for d in dirs)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
@@ -98,3 +154,20 @@ def test_extension_built_for_417_refuses_to_load_on_420(tmp_path):
                 extra_files={"_xen.so": built[0]})
     assert rc == 0, out.getvalue()[-3000:]
     assert "REFUSED: pyxen was built against Xen 4.17" in out.getvalue()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+def test_timeout_powers_off_and_cleans_up():
+    rc, out, qemus, dirs = _watch(["run", "--timeout", "8", "--", "sleep", "1000"])
+    assert rc == 124, out[-2000:]
+    assert "timeout after 8s" in out
+    assert len(qemus) == 1 and not _alive(qemus)
+    assert dirs and not any(os.path.exists(d) for d in dirs)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+def test_ctrl_c_powers_off_and_cleans_up():
+    rc, out, qemus, dirs = _watch(["run", "--", "sleep", "1000"], interrupt_after_qemu=True)
+    assert rc == 130, out[-2000:]
+    assert len(qemus) == 1 and not _alive(qemus)
+    assert dirs and not any(os.path.exists(d) for d in dirs)
