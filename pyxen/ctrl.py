@@ -510,7 +510,7 @@ class Ctrl(Handle):
         """Create an empty, paused domain (``xc_domain_create``); returns its domid.
 
         ``hap`` defaults to ``hvm``; ``max_grant_version`` to 2 where Xen offers gnttab v2;
-        ``emulation_flags`` to XEN_X86_EMU_ALL for HVM and 0 for PV; ``domid`` 0 lets Xen
+        ``emulation_flags`` to XEN_X86_EMU_ALL less VPCI for HVM and 0 for PV; ``domid`` 0 lets Xen
         choose. Negative grant/maptrack frames mean the hypervisor's default. The domain
         has no memory and no vCPUs until built; follow with :meth:`max_vcpus`.
         """
@@ -540,8 +540,8 @@ class Ctrl(Handle):
         cfg.max_maptrack_frames = max_maptrack_frames
         cfg.grant_opts = max_grant_version & lib.XEN_DOMCTL_GRANT_version_mask
         cfg.cpupool_id = cpupool
-        if emulation_flags is None:
-            emulation_flags = lib.XEN_X86_EMU_ALL if hvm else 0
+        if emulation_flags is None:  # what libxl uses for HVM (vPCI is dom0-only) and PV
+            emulation_flags = (lib.XEN_X86_EMU_ALL & ~lib.XEN_X86_EMU_VPCI) if hvm else 0
         cfg.arch.emulation_flags = emulation_flags
         out = ffi.new("uint32_t *", domid)
         _check(self, lib.xc_domain_create(self._p(), out, cfg), call, domid or None)
