@@ -126,6 +126,16 @@ class VirtCaps(enum.IntFlag):
                  ("gnttab-v2", VirtCaps.GNTTAB_V2 in self)]
         return [w for w, on in words if on]
 
+    @property
+    def hvm_capable(self) -> bool:
+        """Xen can run HVM guests here (VT-x/AMD-V present, enabled, and used by Xen)."""
+        return VirtCaps.HVM in self
+
+    @property
+    def hap_capable(self) -> bool:
+        """Hardware-assisted paging (EPT/NPT) for HVM guests."""
+        return VirtCaps.HAP in self
+
 
 @dataclass(frozen=True)
 class XenVersion:
