@@ -359,32 +359,48 @@ class VcpuAffinity:
     soft: frozenset[int]
 
 
-def _uuid(handle) -> str:
-    h = bytes(handle)
-    return f"{h[0:4].hex()}-{h[4:6].hex()}-{h[6:8].hex()}-{h[8:10].hex()}-{h[10:16].hex()}"
+def _uuid(raw: bytes) -> str:
+    h = raw.hex()
+    return f"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
-def _domaininfo(lib, d) -> DomainInfo:
+_FLAGS_CACHE: dict[int, DomainFlags] = {}
+_DOMINFO_NEW = object.__new__
+# XEN_DOMINF_* bit values (checked against the headers by HEADER_CONSTANTS' tests)
+_DYING, _HVM, _SHUT, _PAUSED, _BLOCKED, _RUNNING, _HAP = (
+    DomainFlags.DYING.value, DomainFlags.HVM_GUEST.value, DomainFlags.SHUTDOWN.value,
+    DomainFlags.PAUSED.value, DomainFlags.BLOCKED.value, DomainFlags.RUNNING.value,
+    DomainFlags.HAP.value)
+
+
+def _domaininfo(ffi, d) -> DomainInfo:
+    """getdomaininfo → DomainInfo. Hot path of domains(): no enum construction or
+    frozen-dataclass __setattr__ per field (the instance dict is filled directly)."""
     f = d.flags
-    shut = bool(f & lib.XEN_DOMINF_shutdown)
+    low = f & 0x1FF
+    flags = _FLAGS_CACHE.get(low)
+    if flags is None:
+        flags = _FLAGS_CACHE[low] = DomainFlags(low)
+    shut = bool(f & _SHUT)
     reason = None
     if shut:
-        code = (f >> lib.XEN_DOMINF_shutdownshift) & lib.XEN_DOMINF_shutdownmask
+        code = (f >> 16) & 0xFF  # XEN_DOMINF_shutdownshift / shutdownmask
         try:
             reason = ShutdownReason(code)
         except ValueError:
             reason = code
-    return DomainInfo(
-        domid=d.domain, uuid=_uuid(d.handle), flags=DomainFlags(f & 0x1FF),
-        hvm=bool(f & lib.XEN_DOMINF_hvm_guest), hap=bool(f & lib.XEN_DOMINF_hap),
-        dying=bool(f & lib.XEN_DOMINF_dying), shutdown=shut,
-        paused=bool(f & lib.XEN_DOMINF_paused), blocked=bool(f & lib.XEN_DOMINF_blocked),
-        running=bool(f & lib.XEN_DOMINF_running), shutdown_reason=reason,
-        memory_kb=d.tot_pages * PAGE_KB, max_memory_kb=d.max_pages * PAGE_KB,
-        outstanding_kb=d.outstanding_pages * PAGE_KB, shared_kb=d.shr_pages * PAGE_KB,
-        online_vcpus=d.nr_online_vcpus,
-        max_vcpu_id=None if d.max_vcpu_id == lib.XEN_INVALID_MAX_VCPU_ID else d.max_vcpu_id,
+    mvid = d.max_vcpu_id
+    info = _DOMINFO_NEW(DomainInfo)
+    info.__dict__.update(
+        domid=d.domain, uuid=_uuid(ffi.buffer(d.handle)[:]), flags=flags,
+        hvm=bool(f & _HVM), hap=bool(f & _HAP), dying=bool(f & _DYING), shutdown=shut,
+        paused=bool(f & _PAUSED), blocked=bool(f & _BLOCKED), running=bool(f & _RUNNING),
+        shutdown_reason=reason, memory_kb=d.tot_pages * PAGE_KB,
+        max_memory_kb=d.max_pages * PAGE_KB, outstanding_kb=d.outstanding_pages * PAGE_KB,
+        shared_kb=d.shr_pages * PAGE_KB, online_vcpus=d.nr_online_vcpus,
+        max_vcpu_id=None if mvid == XEN_INVALID_MAX_VCPU_ID else mvid,
         cpu_time_ns=d.cpu_time, cpupool=d.cpupool, ssidref=d.ssidref)
+    return info
 
 
 def _parse_uuid(value) -> bytes:
@@ -489,7 +505,7 @@ class Ctrl(Handle):
         while first < DOMID_FIRST_RESERVED:
             n = _check(self, lib.xc_domain_getinfolist(self._p(), first, batch, buf),
                        "xc_domain_getinfolist")
-            out.extend(_domaininfo(lib, buf[i]) for i in range(n))
+            out.extend([_domaininfo(ffi, buf[i]) for i in range(n)])
             if n < batch:
                 break
             first = out[-1].domid + 1
@@ -508,7 +524,7 @@ class Ctrl(Handle):
             n = _check(self, lib.xc_domain_getinfolist(self._p(), domid, 1, buf), call, domid)
             if n != 1 or buf.domain != domid:  # getinfolist returns the next domain up
                 raise _error(_errno.ESRCH, call, domid, detail=f"no domain {domid}")
-        return _domaininfo(lib, buf)
+        return _domaininfo(ffi, buf)
 
     def create_domain(self, *, hvm: bool = False, hap: bool | None = None,
                       max_vcpus: int = 1, max_evtchn_port: int = 1023,
