@@ -36,22 +36,32 @@ FEATURE_CONTROL_VMXON_OUTSIDE_SMX = 1 << 2
 VM_CR_SVMDIS = 1 << 4
 
 
+_ext = None
+
+
+def _ffi_lib():
+    global _ext
+    if _ext is None:
+        _ext = _cpuid_ext()
+    return _ext
+
+
 def cpuid(leaf: int, subleaf: int = 0) -> tuple[int, int, int, int]:
     """Execute CPUID; return (eax, ebx, ecx, edx)."""
-    ffi, lib = _cpuid_ext()
+    ffi, lib = _ext or _ffi_lib()
     out = ffi.new("unsigned int[4]")
     lib.pyxen_cpuid(leaf & 0xFFFFFFFF, subleaf & 0xFFFFFFFF, out)
-    return out[0], out[1], out[2], out[3]
+    return tuple(out)
 
 
 def xen_pv_cpuid(leaf: int, subleaf: int = 0) -> Optional[tuple[int, int, int, int]]:
     """CPUID as Xen emulates it for a PV domain (forced-emulation prefix), or None when
     this is not a Xen PV domain (the prefix faults; the helper catches that)."""
-    ffi, lib = _cpuid_ext()
+    ffi, lib = _ext or _ffi_lib()
     out = ffi.new("unsigned int[4]")
     if lib.pyxen_cpuid_xen_pv(leaf & 0xFFFFFFFF, subleaf & 0xFFFFFFFF, out) != 0:
         return None
-    return out[0], out[1], out[2], out[3]
+    return tuple(out)
 
 
 def _regs_str(*regs: int) -> str:
@@ -115,10 +125,13 @@ def hypervisor_signature() -> tuple[Optional[str], Optional[int]]:
     return sig, base
 
 
-def info() -> CpuInfo:
+def info(_guest: Optional[str] = "?") -> CpuInfo:
     """What CPUID says here. In a Xen PV domain the hypervisor leaves are read through
-    Xen's forced-emulation view (native CPUID there may show the layer below Xen)."""
-    max_leaf = cpuid(0)[0]
+    Xen's forced-emulation view (native CPUID there may show the layer below Xen).
+
+    Executes the fewest CPUIDs it can (0, 1, 0x80000000, 0x80000001, then the hypervisor
+    leaves): inside a VM every CPUID is a VM exit."""
+    max_leaf, vb, vc, vd = cpuid(0)
     a, _, c, _ = cpuid(1) if max_leaf >= 1 else (0, 0, 0, 0)
     family = (a >> 8) & 0xF
     model = (a >> 4) & 0xF
@@ -131,13 +144,14 @@ def info() -> CpuInfo:
     hv = bool(c & (1 << 31))
     view = "native"
     sig = leaf = ver = None
-    if xen_guest_type() == "PV" and xen_pv_cpuid(0x40000000) is not None:
+    guest = xen_guest_type() if _guest == "?" else _guest
+    if guest == "PV" and xen_pv_cpuid(0x40000000) is not None:
         view = "xen-pv"
         sig, leaf, ver = _scan(xen_pv_cpuid)
         hv = True
     elif hv:
         sig, leaf, ver = _scan(cpuid)
-    return CpuInfo(vendor=vendor(), family=family, model=model, stepping=a & 0xF,
+    return CpuInfo(vendor=_regs_str(vb, vd, vc), family=family, model=model, stepping=a & 0xF,
                    vmx=bool(c & (1 << 5)), svm=bool(ext_c & (1 << 2)),
                    hypervisor_present=hv, hypervisor_signature=sig, hypervisor_leaf=leaf,
                    xen_version=ver, view=view)
@@ -266,24 +280,27 @@ def decide(*, vmx: bool, svm: bool, hypervisor: Optional[str], xen_guest: Option
                    f"unknown: {firmware_detail or 'MSR not read'}", tech, None, fw, xen_guest)
 
 
-def _xen_virt_caps() -> Optional[frozenset]:
+def _xen_virt_caps(xc=None) -> Optional[frozenset]:
     """Xen's physinfo virt_caps words when this is a Xen control domain, else None."""
-    if not (os.path.exists("/dev/xen/privcmd") or os.path.exists("/proc/xen/privcmd")):
-        return None
     from .errors import PyxenError
     try:
-        from . import ctrl
-        with ctrl.open() as xc:
+        if xc is not None:
             return frozenset(xc.physinfo().virt_caps.xl_names())
+        if not (os.path.exists("/dev/xen/privcmd") or os.path.exists("/proc/xen/privcmd")):
+            return None
+        from . import ctrl
+        with ctrl.open() as h:
+            return frozenset(h.physinfo().virt_caps.xl_names())
     except (PyxenError, OSError):
         return None
 
 
-def verdict() -> Verdict:
-    """Can this host run HVM guests, and why (see :func:`decide`)."""
-    ci = info()
+def verdict(xc=None) -> Verdict:
+    """Can this host run HVM guests, and why (see :func:`decide`). ``xc``: an open
+    ``pyxen.ctrl.Ctrl`` to ask instead of opening (and closing) one."""
     guest = xen_guest_type()
-    caps = _xen_virt_caps() if guest is not None else None
+    ci = info(guest)
+    caps = _xen_virt_caps(xc) if guest is not None else None
     if caps is None and guest != "PV":
         fs = firmware(ci)
         fw, detail = fs.state, fs.detail

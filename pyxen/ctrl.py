@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ._handle import Handle
 from ._log import XtlLogger
 from ._native import require_dom0, xen
-from .errors import XenError
+from .errors import PyxenError, XenError
 
 PAGE_KB = 4
 
@@ -412,6 +412,16 @@ def _parse_uuid(value) -> bytes:
     return _uuidmod.UUID(str(value)).bytes
 
 
+def _has(name: str) -> bool:
+    try:
+        return hasattr(xen()[1], name)
+    except PyxenError:
+        return False
+
+
+_HAS_GETINFO_SINGLE: bool | None = None  # set on first Ctrl.domain() call
+
+
 class Ctrl(Handle):
     """An open libxenctrl interface (``xc_interface``)."""
 
@@ -494,9 +504,15 @@ class Ctrl(Handle):
 
     # -- domains ------------------------------------------------------------------------
 
-    def domains(self, batch: int = 256) -> list[DomainInfo]:
-        """Every domain (xc_domain_getinfolist, paginated past ``batch``)."""
+    def domains(self, batch: int | None = None) -> list[DomainInfo]:
+        """Every domain (xc_domain_getinfolist, paginated past ``batch``).
+
+        The default batch fills one 4 KiB page: libxenctrl bounces the whole array through
+        a hypercall buffer, and xencall caches single pages but maps larger ones anew on
+        every call (which costs more than the hypercall when few domains exist)."""
         ffi, lib = xen()
+        if batch is None:
+            batch = max(1, 4096 // ffi.sizeof("xc_domaininfo_t"))
         if batch < 1:
             raise _error(_errno.EINVAL, "xc_domain_getinfolist", detail="batch must be >= 1")
         buf = ffi.new("xc_domaininfo_t[]", batch)
@@ -517,7 +533,10 @@ class Ctrl(Handle):
         call = "xc_domain_getinfolist"
         _domid(domid, call)
         buf = ffi.new("xc_domaininfo_t *")
-        if hasattr(lib, "xc_domain_getinfo_single"):  # Xen >= 4.18
+        global _HAS_GETINFO_SINGLE
+        if _HAS_GETINFO_SINGLE is None:
+            _HAS_GETINFO_SINGLE = _has("xc_domain_getinfo_single")
+        if _HAS_GETINFO_SINGLE:  # Xen >= 4.18
             call = "xc_domain_getinfo_single"
             _check(self, lib.xc_domain_getinfo_single(self._p(), domid, buf), call, domid)
         else:
@@ -651,21 +670,27 @@ class Ctrl(Handle):
         return self._cpumap_bytes
 
     def _cpumap(self, cpus, call: str, domid: int):
+        """A zeroed cpumap of xc_get_cpumap_size() bytes with ``cpus`` set; CPU numbers
+        are checked against xc_get_max_cpus() first."""
         ffi, _ = xen()
-        size = self._cpumap_size()
-        m = ffi.new("uint8_t[]", size)
+        m = ffi.new("uint8_t[]", self._cpumap_size())
         if cpus is None:
             return m
+        limit = self._max_cpus()
         for c in cpus:
-            if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < size * 8:
+            if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < limit:
                 raise _error(_errno.EINVAL, call, domid,
-                             detail=f"cpu {c!r} out of range 0..{size * 8 - 1}")
+                             detail=f"cpu {c!r} out of range 0..{limit - 1}")
             m[c // 8] |= 1 << (c % 8)
         return m
 
-    @staticmethod
-    def _cpuset(m, size: int) -> frozenset[int]:
-        return frozenset(i * 8 + b for i in range(size) for b in range(8) if m[i] >> b & 1)
+    def _max_cpus(self) -> int:
+        if not getattr(self, "_max_cpus_n", 0):
+            self._max_cpus_n = self.max_cpus()
+        return self._max_cpus_n
+
+    def _cpuset(self, m) -> frozenset[int]:
+        return frozenset(c for c in range(self._max_cpus()) if m[c // 8] >> (c % 8) & 1)
 
     def get_affinity(self, domid: int, vcpu: int) -> VcpuAffinity:
         """Hard and soft affinity of one vCPU (``xc_vcpu_getaffinity``)."""
@@ -676,8 +701,7 @@ class Ctrl(Handle):
         _check(self, lib.xc_vcpu_getaffinity(
             self._p(), _domid(domid, call), vcpu, hard, soft,
             lib.XEN_VCPUAFFINITY_HARD | lib.XEN_VCPUAFFINITY_SOFT), call, domid)
-        n = self._cpumap_size()
-        return VcpuAffinity(hard=self._cpuset(hard, n), soft=self._cpuset(soft, n))
+        return VcpuAffinity(hard=self._cpuset(hard), soft=self._cpuset(soft))
 
     def set_affinity(self, domid: int, vcpu: int, hard=None, soft=None) -> VcpuAffinity:
         """Set hard and/or soft affinity (sets of CPU numbers; None leaves one alone);
