@@ -347,3 +347,24 @@ def test_virt_caps_verdict_in_dom0(xc):
     text = subprocess.run([sys.executable, "-m", "pyxen", "virt-caps"], capture_output=True,
                           text=True, check=True).stdout
     assert "hvm capable          : yes (reason: physinfo)" in text
+
+
+def test_zz_shutdown_guest_with_reason(xc, guest):
+    """Last in the module: shut the shared guest down with a reason. xl's monitor sees the
+    shutdown and, as on_poweroff=destroy says, destroys it."""
+    domid = guest["domid"]
+    seen = []
+
+    def gone_or_shut():
+        try:
+            d = xc.domain(domid)
+        except NoSuchDomainError:
+            return True
+        if d.shutdown:
+            seen.append((d.shutdown_reason, d.state))
+        return False
+
+    xc.shutdown(domid, ShutdownReason.POWEROFF)
+    assert _wait(gone_or_shut, timeout=60), "guest neither shut down nor destroyed"
+    assert all(r is ShutdownReason.POWEROFF and s[3:5] == "s-" for r, s in seen), seen
+    assert domid not in xl_list()
