@@ -103,9 +103,9 @@ def vendor() -> str:
     return _regs_str(b, d, c)
 
 
-def _scan(fn) -> tuple[Optional[str], Optional[int], Optional[tuple[int, int]]]:
+def _scan(fn, first=None) -> tuple[Optional[str], Optional[int], Optional[tuple[int, int]]]:
     for base in range(0x40000000, 0x40010000, 0x100):
-        r = fn(base)
+        r = first if (base == 0x40000000 and first is not None) else fn(base)
         if r is None:
             return None, None, None
         a, b, c, d = r
@@ -145,9 +145,10 @@ def info(_guest: Optional[str] = "?") -> CpuInfo:
     view = "native"
     sig = leaf = ver = None
     guest = xen_guest_type() if _guest == "?" else _guest
-    if guest == "PV" and xen_pv_cpuid(0x40000000) is not None:
+    probe = xen_pv_cpuid(0x40000000) if guest == "PV" else None
+    if probe is not None:
         view = "xen-pv"
-        sig, leaf, ver = _scan(xen_pv_cpuid)
+        sig, leaf, ver = _scan(xen_pv_cpuid, probe)
         hv = True
     elif hv:
         sig, leaf, ver = _scan(cpuid)
