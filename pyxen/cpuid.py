@@ -20,6 +20,7 @@ The decision itself is the pure function :func:`decide`, so it can be tested wit
 from __future__ import annotations
 
 import enum
+import functools
 import errno as _errno
 import os
 import struct
@@ -64,6 +65,15 @@ def xen_pv_cpuid(leaf: int, subleaf: int = 0) -> Optional[tuple[int, int, int, i
     return tuple(out)
 
 
+def _xen_pv_cpuid_n(leaves: list[int]) -> Optional[list[tuple[int, int, int, int]]]:
+    """Several leaves through the forced-emulation prefix under one SIGILL guard."""
+    ffi, lib = _ext or _ffi_lib()
+    out = ffi.new("unsigned int[]", 4 * len(leaves))
+    if lib.pyxen_cpuid_xen_pv_n(ffi.new("unsigned int[]", leaves), len(leaves), out) != 0:
+        return None
+    return [tuple(out[4 * i:4 * i + 4]) for i in range(len(leaves))]
+
+
 def _regs_str(*regs: int) -> str:
     return struct.pack("<" + "I" * len(regs), *regs).decode("latin-1").rstrip("\0")
 
@@ -76,8 +86,10 @@ def _read_sys(path: str) -> Optional[str]:
         return None
 
 
+@functools.lru_cache(maxsize=None)
 def xen_guest_type() -> Optional[str]:
-    """"PV", "HVM" or "PVH" when this kernel runs on Xen (/sys/hypervisor), else None."""
+    """"PV", "HVM" or "PVH" when this kernel runs on Xen (/sys/hypervisor), else None.
+    Read once per process: a running kernel does not change how it is virtualized."""
     if _read_sys("/sys/hypervisor/type") != "xen":
         return None
     return _read_sys("/sys/hypervisor/guest_type") or "unknown"
@@ -145,11 +157,18 @@ def info(_guest: Optional[str] = "?") -> CpuInfo:
     view = "native"
     sig = leaf = ver = None
     guest = xen_guest_type() if _guest == "?" else _guest
-    probe = xen_pv_cpuid(0x40000000) if guest == "PV" else None
+    # Xen's leaves usually sit at 0x40000000 (0x40000100 with viridian): probe the first
+    # two in one guarded call, scan further only if needed.
+    probe = _xen_pv_cpuid_n([0x40000000, 0x40000001]) if guest == "PV" else None
     if probe is not None:
         view = "xen-pv"
-        sig, leaf, ver = _scan(xen_pv_cpuid, probe)
         hv = True
+        a, b, c2, d = probe[0]
+        if _regs_str(b, c2, d) == XEN_SIGNATURE and a >= 0x40000001:
+            v = probe[1][0]
+            sig, leaf, ver = XEN_SIGNATURE, 0x40000000, (v >> 16, v & 0xFFFF)
+        else:
+            sig, leaf, ver = _scan(xen_pv_cpuid, probe[0])
     elif hv:
         sig, leaf, ver = _scan(cpuid)
     return CpuInfo(vendor=_regs_str(vb, vd, vc), family=family, model=model, stepping=a & 0xF,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import enum
+import weakref
 import errno as _errno
 from dataclasses import dataclass
 
@@ -115,15 +117,12 @@ class VirtCaps(enum.IntFlag):
 
     def xl_names(self) -> list[str]:
         """The words of ``xl info``'s virt_caps line, in xl's order."""
-        d = VirtCaps.DIRECTIO in self
-        words = [("pv", VirtCaps.PV in self), ("hvm", VirtCaps.HVM in self),
-                 ("hvm_directio", VirtCaps.HVM in self and d),
-                 ("pv_directio", VirtCaps.PV in self and d),
-                 ("hap", VirtCaps.HAP in self), ("shadow", VirtCaps.SHADOW in self),
-                 ("iommu_hap_pt_share", VirtCaps.IOMMU_HAP_PT_SHARE in self),
-                 ("vmtrace", VirtCaps.VMTRACE in self), ("vpmu", VirtCaps.VPMU in self),
-                 ("gnttab-v1", VirtCaps.GNTTAB_V1 in self),
-                 ("gnttab-v2", VirtCaps.GNTTAB_V2 in self)]
+        v = self.value
+        pv, hvm, d = v & 2, v & 1, v & 4
+        words = [("pv", pv), ("hvm", hvm), ("hvm_directio", hvm and d),
+                 ("pv_directio", pv and d), ("hap", v & 8), ("shadow", v & 16),
+                 ("iommu_hap_pt_share", v & 32), ("vmtrace", v & 64), ("vpmu", v & 128),
+                 ("gnttab-v1", v & 256), ("gnttab-v2", v & 512)]
         return [w for w, on in words if on]
 
     @property
@@ -422,6 +421,21 @@ def _has(name: str) -> bool:
 _HAS_GETINFO_SINGLE: bool | None = None  # set on first Ctrl.domain() call
 
 
+_OPEN_HANDLES: "weakref.WeakSet[Ctrl]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_handles() -> None:
+    """Close handles still open at exit, while their xentoollog loggers (and Python) are
+    intact: left to interpreter teardown, a logger could be freed before the
+    ``xc_interface`` that writes to it."""
+    for h in list(_OPEN_HANDLES):
+        try:
+            h.close()
+        except Exception:  # noqa: BLE001 - exiting anyway
+            pass
+
+
 class Ctrl(Handle):
     """An open libxenctrl interface (``xc_interface``)."""
 
@@ -434,8 +448,14 @@ class Ctrl(Handle):
             err = ffi.errno
             raise _error(err or _errno.EIO, "xc_interface_open",
                          detail="are you root in a Xen dom0?")
-        self._adopt(ffi, raw, lib.xc_interface_close)
+        log = self._log
+
+        def _close(p, _close=lib.xc_interface_close, _log=log):
+            _close(p)  # the logger stays referenced (alive) until the interface is closed
+
+        self._adopt(ffi, raw, _close)
         self._cpumap_bytes = 0
+        _OPEN_HANDLES.add(self)
 
     # -- host ---------------------------------------------------------------------------
 
