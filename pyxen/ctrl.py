@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from ._handle import Handle
 from ._log import XtlLogger
-from ._native import require_dom0, xen
-from .errors import PyxenError, XenError
+from ._native import check_hypervisor, require_dom0, xen
+from .errors import PyxenError, XenError, XenUnavailableError
 
 PAGE_KB = 4
 
@@ -456,6 +456,14 @@ class Ctrl(Handle):
         self._adopt(ffi, raw, _close)
         self._cpumap_bytes = 0
         _OPEN_HANDLES.add(self)
+        # libxenctrl's domctl/sysctl ABI is per release: refuse a hypervisor of another one.
+        v = lib.xc_version(raw, lib.XENVER_version, ffi.NULL)
+        if v >= 0:
+            try:
+                check_hypervisor(v >> 16, v & 0xFFFF)
+            except XenUnavailableError:
+                self.close()
+                raise
 
     # -- host ---------------------------------------------------------------------------
 
