@@ -1,0 +1,250 @@
+"""pyxen.light against the real libxl in the lab dom0, compared with what `xl` sees.
+
+One PV guest (the lab's guest kit) serves the module: created through pyxen.light, watched
+on its console, paused, ballooned, vcpu-set, its config retrieved, and finally destroyed."""
+
+import os
+import re
+import select
+import subprocess
+import termios
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+from pyxen.config import ConfigError, ConfigWarning, DomainConfig, parse_file, parse_string
+
+DATA = Path(__file__).resolve().parents[1] / "host" / "data"
+NAME = "pyxen-light-pv"
+DISK = "/var/tmp/pyxen-light-disk.img"
+
+
+def xl_list() -> dict:
+    """`xl list` as {name: dict(id, mem, vcpus, state)}."""
+    out = subprocess.run(["xl", "list"], check=True, capture_output=True, text=True).stdout
+    rows = {}
+    for line in out.splitlines()[1:]:
+        f = line.split()
+        if len(f) >= 5:
+            rows[f[0]] = {"id": int(f[1]), "mem": int(f[2]), "vcpus": int(f[3]),
+                          "state": f[4]}
+    return rows
+
+
+def wait_for(pred, timeout=90.0, step=1.0):
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > end:
+            return v
+        time.sleep(step)
+
+
+class ConsoleReader(threading.Thread):
+    """Reads a domain's console pty (as `xl console` does) into a buffer."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        attrs = termios.tcgetattr(self.fd)
+        attrs[3] &= ~(termios.ECHO | termios.ICANON)
+        termios.tcsetattr(self.fd, termios.TCSANOW, attrs)
+        self.data = b""
+        self.stop = False
+        self.start()
+
+    def run(self):
+        while not self.stop:
+            r, _, _ = select.select([self.fd], [], [], 0.5)
+            if r:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                self.data += chunk
+
+    def close(self):
+        self.stop = True
+        self.join(2)
+        os.close(self.fd)
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    import pyxen.light
+    with pyxen.light.open() as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def pv_config(guest_kit):
+    with open(DISK, "wb") as f:
+        f.truncate(16 << 20)
+    text = f"""
+name = '{NAME}'
+kernel = '{guest_kit["kernel"]}'
+ramdisk = '{guest_kit["ramdisk"]}'
+extra = 'console=hvc0 pyxen.action=wait'
+memory = 128
+vcpus = 2
+vif = ['bridge=xenbr0']
+disk = ['format=raw, vdev=xvda, access=rw, target={DISK}']
+on_crash = 'preserve'
+"""
+    return parse_string(text, filename="pyxen-light-pv.cfg")
+
+
+@pytest.fixture(scope="module")
+def guest(ctx, pv_config):
+    assert NAME not in xl_list()
+    t0 = time.monotonic()
+    domid = ctx.create(pv_config, paused=True)
+    console = None
+    try:
+        console = ConsoleReader(ctx.console_tty(domid))
+        ctx.unpause(domid)
+        print(f"created {NAME} as domain {domid} in {time.monotonic() - t0:.1f}s")
+        yield {"domid": domid, "console": console}
+    finally:
+        if console:
+            console.close()
+        if ctx.exists(domid):
+            ctx.destroy(domid)
+        os.unlink(DISK)
+
+
+# ---- config conversion through libxl (needs a ctx, so a lab test) ---------------------
+
+@pytest.mark.parametrize("name", ["winxp.cfg", "linux.cfg", "xlexample.hvm",
+                                  "xlexample.pvlinux", "xlexample.pvhlinux"])
+def test_round_trip_through_libxl(ctx, name):
+    """config → libxl JSON → libxl_domain_config (from_json) → JSON (to_json) → config."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConfigWarning)
+        cfg = parse_file(DATA / name)
+    js = ctx.config_to_libxl(cfg)
+    assert js["c_info"]["name"] == cfg.name
+    back = DomainConfig.from_libxl_json(js, like=cfg)
+    assert back == cfg
+    assert ctx.config_to_libxl(back) == js  # a fixed point
+
+
+def test_libxl_rejects_bad_json(ctx):
+    from pyxen.light import LibxlError
+    with pytest.raises(LibxlError) as ei:
+        ctx.config_to_libxl({"c_info": {"type": "no-such-type", "name": "x"}})
+    assert ei.value.call == "libxl_domain_config_from_json"
+
+
+# ---- lookups and errors ---------------------------------------------------------------
+
+def test_list_has_dom0(ctx):
+    doms = ctx.list()
+    assert doms[0].domid == 0 and doms[0].name == "Domain-0"
+    d0 = ctx.info("Domain-0")
+    assert d0.domid == 0 and not d0.dying
+    assert abs(d0.memory_mb - xl_list()["Domain-0"]["mem"]) <= 1
+
+
+def test_unknown_domain(ctx):
+    from pyxen.light import DomainNotFound
+    with pytest.raises(DomainNotFound):
+        ctx.info("no-such-domain")
+    with pytest.raises(DomainNotFound):
+        ctx.info(4000)
+    with pytest.raises(DomainNotFound):
+        ctx.pause(4000)
+    with pytest.raises(DomainNotFound):
+        ctx.destroy("no-such-domain")
+
+
+def test_create_missing_kernel_leaves_nothing(ctx):
+    from pyxen.light import LibxlError
+    cfg = parse_string("name='pyxen-light-bad'\nkernel='/nonexistent/vmlinuz'\nmemory=32\n")
+    before = {d.domid for d in ctx.list()}
+    with pytest.raises(LibxlError) as ei:
+        ctx.create(cfg)
+    assert ei.value.call == "libxl_domain_create_new"
+    assert "pyxen-light-bad" not in xl_list()
+    assert wait_for(lambda: {d.domid for d in ctx.list()} == before, 30)
+    assert not ctx.exists("pyxen-light-bad")
+
+
+# ---- the guest ------------------------------------------------------------------------
+
+def test_guest_runs_and_xl_agrees(ctx, guest):
+    domid = guest["domid"]
+    row = xl_list()[NAME]
+    assert row["id"] == domid
+    info = ctx.info(NAME)
+    assert info.domid == domid and info.name == NAME
+    assert info.type is not None and info.type.value == "pv"
+    assert abs(info.memory_mb - row["mem"]) <= 1
+    assert info.vcpu_online == row["vcpus"] == 2
+    mine = {d.name: d for d in ctx.list()}
+    assert set(mine) == set(xl_list())
+    for name, r in xl_list().items():
+        assert mine[name].domid == r["id"]
+        assert mine[name].vcpu_online == r["vcpus"]
+
+
+def test_console_shows_marker(guest):
+    con = guest["console"]
+    assert wait_for(lambda: b"PYXEN-GUEST-OK" in con.data, 180), con.data[-2000:]
+    line = re.search(rb"PYXEN-GUEST-OK[^\r\n]*", con.data).group(0).decode()
+    assert "cpus=2" in line
+    assert "xvda" in line  # the file-backed disk reached the guest
+
+
+def test_retrieve_config(ctx, guest, pv_config):
+    got = ctx.retrieve_config(NAME)
+    assert got.name == NAME and got.type == pv_config.type
+    assert got.kernel == pv_config.kernel and got.ramdisk == pv_config.ramdisk
+    assert got.cmdline == pv_config.cmdline
+    assert got.memory == 128 and got.vcpus == 2
+    assert [n.mac for n in got.nics] == [n.mac for n in pv_config.nics]
+    assert got.nics[0].bridge == "xenbr0"
+    assert [d.vdev for d in got.disks] == ["xvda"]
+    assert got.disks[0].pdev_path == DISK
+
+
+def test_pause_unpause_seen_by_xl(ctx, guest):
+    ctx.pause(NAME)
+    try:
+        assert "p" in xl_list()[NAME]["state"]
+        assert ctx.info(NAME).paused
+    finally:
+        ctx.unpause(guest["domid"])
+    assert "p" not in xl_list()[NAME]["state"]
+    assert not ctx.info(NAME).paused
+
+
+def test_mem_set_seen_by_xl(ctx, guest, xs):
+    ctx.mem_set(NAME, 96)
+    domid = guest["domid"]
+    assert xs.read(f"/local/domain/{domid}/memory/target") == b"98304"
+    # the guest's balloon driver gives the memory back; xl list shows it
+    assert wait_for(lambda: xl_list()[NAME]["mem"] <= 97, 120), xl_list()[NAME]
+
+
+def test_vcpu_set_seen_by_xl(ctx, guest):
+    ctx.set_vcpus_online(NAME, 1)
+    assert wait_for(lambda: xl_list()[NAME]["vcpus"] == 1, 120), xl_list()[NAME]
+    assert ctx.info(NAME).vcpu_online == 1
+    ctx.set_vcpus_online(NAME, 2)
+    assert wait_for(lambda: xl_list()[NAME]["vcpus"] == 2, 120), xl_list()[NAME]
+    from pyxen.light import LibxlInvalid
+    with pytest.raises(LibxlInvalid):
+        ctx.set_vcpus_online(NAME, 3)
+
+
+def test_destroy_removes_domain(ctx, guest):
+    ctx.destroy(NAME)
+    assert wait_for(lambda: NAME not in xl_list(), 60)
+    assert not ctx.exists(NAME)
+    assert not ctx.exists(guest["domid"])
