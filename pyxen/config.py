@@ -208,10 +208,11 @@ class DomainConfig:
     ramdisk: str | None = None
     cmdline: str | None = None
     bootloader: str | None = None
-    on_poweroff: ShutdownAction | None = None
-    on_reboot: ShutdownAction | None = None
-    on_crash: ShutdownAction | None = None
-    on_watchdog: ShutdownAction | None = None
+    # xl's defaults (libxl omits "destroy" from its JSON: it is the zero value)
+    on_poweroff: ShutdownAction = ShutdownAction.DESTROY
+    on_reboot: ShutdownAction = ShutdownAction.RESTART
+    on_crash: ShutdownAction = ShutdownAction.DESTROY
+    on_watchdog: ShutdownAction = ShutdownAction.DESTROY
     disks: tuple[DiskSpec, ...] = ()
     nics: tuple[NicSpec, ...] = ()
     # HVM
@@ -290,9 +291,7 @@ class DomainConfig:
         if self.nics:
             d["nics"] = [x.to_libxl_json() for x in self.nics]
         for k in ("on_poweroff", "on_reboot", "on_crash", "on_watchdog"):
-            v = getattr(self, k)
-            if v is not None:
-                d[k] = v.value
+            d[k] = getattr(self, k).value
         return d
 
     @classmethod
@@ -317,7 +316,7 @@ class DomainConfig:
         vnc = u.get("vnc") or {}
         sdl = u.get("sdl") or {}
         serial = u.get("serial_list") or ([u["serial"]] if u.get("serial") else [])
-        act = {k: ShutdownAction(d[k]) if d.get(k) else None
+        act = {k: ShutdownAction(d.get(k) or "destroy")
                for k in ("on_poweroff", "on_reboot", "on_crash", "on_watchdog")}
         uuid = c.get("uuid")
         if uuid == "00000000-0000-0000-0000-000000000000":
@@ -833,10 +832,10 @@ def _interpret(xlu: _Xlu, *, strict: bool, source: str) -> DomainConfig:
     elif extra is not None:
         cmdline = extra
 
-    def action(key):
+    def action(key, default):
         v = r.string(key)
         if v is None:
-            return None
+            return default
         try:
             return ShutdownAction.from_xl(v)
         except ValueError:
@@ -882,8 +881,10 @@ def _interpret(xlu: _Xlu, *, strict: bool, source: str) -> DomainConfig:
         vcpus=r.long("vcpus", 1), maxvcpus=r.long("maxvcpus", 1),
         kernel=kernel, ramdisk=r.string("ramdisk"), cmdline=cmdline,
         bootloader=r.string("bootloader"),
-        on_poweroff=action("on_poweroff"), on_reboot=action("on_reboot"),
-        on_crash=action("on_crash"), on_watchdog=action("on_watchdog"),
+        on_poweroff=action("on_poweroff", ShutdownAction.DESTROY),
+        on_reboot=action("on_reboot", ShutdownAction.RESTART),
+        on_crash=action("on_crash", ShutdownAction.DESTROY),
+        on_watchdog=action("on_watchdog", ShutdownAction.DESTROY),
         disks=tuple(disks), nics=tuple(nics),
         ignored=tuple(ignored), uninterpreted=uninterpreted, source=source, **hvm)
     # maxvcpus == vcpus and maxmem == memory say nothing more: normalised away

@@ -166,12 +166,20 @@ class Context(Handle):
 
     # -- names and ids -------------------------------------------------------------------
     def domid(self, dom: int | str) -> int:
-        """A domain id from an id (int or digits) or a name (``libxl_name_to_domid``)."""
+        """The id of an existing domain, given an id (int or digits; checked with
+        ``libxl_domain_info``) or a name (``libxl_name_to_domid``)."""
         if isinstance(dom, int) or (isinstance(dom, str) and dom.isdigit()):
             domid = int(dom)
             if not 0 <= domid < 0x7FF0:
                 raise DomainNotFound(-6, "DOMAIN_NOTFOUND", call="domid", domid=domid,
                                      detail="not a valid domain id")
+            ffi, lib = self._ffi, self._lib
+            i = ffi.new("libxl_dominfo *")
+            lib.libxl_dominfo_init(i)
+            try:
+                _check(lib.libxl_domain_info(self._p(), i, domid), "libxl_domain_info", domid)
+            finally:
+                lib.libxl_dominfo_dispose(i)
             return domid
         ffi, lib = self._ffi, self._lib
         out = ffi.new("uint32_t *")
@@ -231,7 +239,7 @@ class Context(Handle):
     def info(self, dom: int | str) -> DomainInfo:
         """One domain (``libxl_domain_info``)."""
         ffi, lib = self._ffi, self._lib
-        domid = self.domid(dom)
+        domid = dom if isinstance(dom, int) and 0 <= dom < 0x7FF0 else self.domid(dom)
         i = ffi.new("libxl_dominfo *")
         lib.libxl_dominfo_init(i)
         try:

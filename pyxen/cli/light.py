@@ -55,6 +55,14 @@ def _ctx():
     return light.open()
 
 
+def _domid(ctx, dom: str) -> int:
+    from ..light import DomainNotFound
+    try:
+        return ctx.domid(dom)
+    except DomainNotFound as e:  # xl's wording
+        raise UsageError(f"{dom} is an invalid domain identifier (rc={e.rc})") from None
+
+
 def _done(args, domid: int, name: str | None, **extra) -> int:
     if args.json:
         print_json({"domid": domid, "name": name, **extra})
@@ -79,7 +87,7 @@ def cmd_create(args) -> int:
 
 def cmd_simple(args) -> int:
     with _ctx() as ctx:
-        domid = ctx.domid(args.domain)
+        domid = _domid(ctx, args.domain)
         name = ctx.name(domid)
         getattr(ctx, args.verb_name)(domid)
         return _done(args, domid, name, action=args.verb_name)
@@ -88,13 +96,13 @@ def cmd_simple(args) -> int:
 def cmd_mem_set(args) -> int:
     kb = parse_mem_kb(args.memory)
     with _ctx() as ctx:
-        domid = ctx.domid(args.domain)
+        domid = _domid(ctx, args.domain)
         ctx.set_memory_target(domid, kb)
         return _done(args, domid, ctx.name(domid), target_kb=kb)
 
 
 def cmd_vcpu_set(args) -> int:
     with _ctx() as ctx:
-        domid = ctx.domid(args.domain)
+        domid = _domid(ctx, args.domain)
         ctx.set_vcpus_online(domid, args.vcpus)
         return _done(args, domid, ctx.name(domid), vcpus=args.vcpus)
