@@ -152,3 +152,31 @@ int libxl_bitmap_alloc(libxl_ctx *ctx, libxl_bitmap *bitmap, int n_bits);
 void libxl_bitmap_init(libxl_bitmap *map);
 void libxl_bitmap_dispose(libxl_bitmap *map);
 void libxl_bitmap_set(libxl_bitmap *bitmap, int bit);
+
+/* disks of a running domain */
+typedef struct libxl_diskinfo {
+    char * backend;
+    uint32_t backend_id;
+    char * frontend;
+    uint32_t frontend_id;
+    libxl_devid devid;
+    int state;
+    int evtch;
+    int rref;
+} libxl_diskinfo;
+void libxl_diskinfo_init(libxl_diskinfo *p);
+void libxl_diskinfo_dispose(libxl_diskinfo *p);
+int libxl_device_disk_from_json(libxl_ctx *ctx, libxl_device_disk *p, const char *s);
+int libxl_device_disk_add(libxl_ctx *ctx, uint32_t domid,
+                          libxl_device_disk *disk,
+                          const libxl_asyncop_how *ao_how);
+int libxl_device_disk_remove(libxl_ctx *ctx, uint32_t domid,
+                             libxl_device_disk *disk,
+                             const libxl_asyncop_how *ao_how);
+libxl_device_disk *libxl_device_disk_list(libxl_ctx *ctx,
+                                          uint32_t domid, int *num);
+void libxl_device_disk_list_free(libxl_device_disk* list, int num);
+int libxl_device_disk_getinfo(libxl_ctx *ctx, uint32_t domid,
+                              const libxl_device_disk *disk, libxl_diskinfo *diskinfo);
+int libxl_vdev_to_device_disk(libxl_ctx *ctx, uint32_t domid, const char *vdev,
+                              libxl_device_disk *disk);

@@ -622,26 +622,33 @@ def _disk(xlu: _Xlu, spec: str, *, line: int | None = None) -> DiskSpec:
             raise _error_from_report(xlu.report(), xlu.filename,
                                      f"bad disk specification {spec!r}", key="disk", line=line)
 
-        def s_(p):
-            return None if p == ffi.NULL else ffi.string(p).decode("utf-8", "surrogateescape")
-
-        vdev = s_(disk.vdev)
-        if not vdev:
+        vdev = disk.vdev
+        if vdev == ffi.NULL or not ffi.string(vdev):
             raise ConfigError(f"no vdev in disk specification {spec!r}",
                               file=xlu.filename, line=line, key="disk")
-        discard = None
-        if not lib.libxl_defbool_is_default(disk.discard_enable):
-            discard = bool(lib.libxl_defbool_val(disk.discard_enable))
-        return DiskSpec(
-            vdev=vdev, pdev_path=s_(disk.pdev_path),
-            backend=s_(lib.libxl_disk_backend_to_string(disk.backend)) or "unknown",
-            format=s_(lib.libxl_disk_format_to_string(disk.format)) or "unknown",
-            script=s_(disk.script), readwrite=bool(disk.readwrite),
-            is_cdrom=bool(disk.is_cdrom), removable=bool(disk.removable),
-            direct_io_safe=bool(disk.direct_io_safe), discard_enable=discard,
-            backend_domname=s_(disk.backend_domname), spec=spec)
+        return disk_from_c(disk, spec=spec)
     finally:
         lib.libxl_device_disk_dispose(disk)
+
+
+def disk_from_c(disk, spec: str | None = None) -> DiskSpec:
+    """A DiskSpec from a ``libxl_device_disk *`` (fields read, nothing freed)."""
+    ffi, lib = xen()
+
+    def s_(p):
+        return None if p == ffi.NULL else ffi.string(p).decode("utf-8", "surrogateescape")
+
+    discard = None
+    if not lib.libxl_defbool_is_default(disk.discard_enable):
+        discard = bool(lib.libxl_defbool_val(disk.discard_enable))
+    return DiskSpec(
+        vdev=s_(disk.vdev) or "", pdev_path=s_(disk.pdev_path),
+        backend=s_(lib.libxl_disk_backend_to_string(disk.backend)) or "unknown",
+        format=s_(lib.libxl_disk_format_to_string(disk.format)) or "unknown",
+        script=s_(disk.script), readwrite=bool(disk.readwrite),
+        is_cdrom=bool(disk.is_cdrom), removable=bool(disk.removable),
+        direct_io_safe=bool(disk.direct_io_safe), discard_enable=discard,
+        backend_domname=s_(disk.backend_domname), spec=spec)
 
 
 _MAC = re.compile(r"^[0-9a-fA-F]{1,2}(:[0-9a-fA-F]{1,2}){5}$")

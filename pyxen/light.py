@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from ._handle import Handle
 from ._log import XtlLogger
 from ._native import require_dom0, xen
-from .config import DomainConfig, DomainType
+from .config import DiskSpec, DomainConfig, DomainType, disk_from_c, parse_disk
 from .errors import XenError
 
-__all__ = ["open", "Context", "DomainInfo", "ShutdownReason", "LibxlError",
+__all__ = ["open", "Context", "DomainInfo", "DiskInfo", "ShutdownReason", "LibxlError",
            "DomainNotFound", "LibxlInvalid", "ConsoleType"]
 
 
@@ -88,6 +88,30 @@ class ConsoleType(enum.IntEnum):
     SERIAL = 1
     PV = 2
     VUART = 3
+
+
+@dataclass(frozen=True)
+class DiskInfo:
+    """A disk of a running domain: its spec plus ``libxl_device_disk_getinfo``'s view
+    (``state`` is the xenbus state, 4 = connected)."""
+
+    disk: DiskSpec
+    devid: int
+    state: int
+    evtch: int
+    rref: int
+    backend_id: int
+    backend: str | None
+    frontend: str | None
+
+    @property
+    def vdev(self) -> str:
+        return self.disk.vdev
+
+    def to_json(self) -> dict:
+        d = dict(self.__dict__)
+        d["disk"] = {k: v for k, v in self.disk.__dict__.items() if k != "spec"}
+        return d
 
 
 @dataclass(frozen=True)
@@ -408,3 +432,78 @@ class Context(Handle):
     def retrieve_config(self, dom: int | str) -> DomainConfig:
         """A running domain's config as a DomainConfig."""
         return DomainConfig.from_libxl_json(self.retrieve_config_json(dom))
+
+    # -- disks ---------------------------------------------------------------------------
+    def _disk_struct(self, disk: str | DiskSpec):
+        """A new libxl_device_disk (caller disposes) from a spec string (xlu_disk_parse,
+        via pyxen.config) or a DiskSpec (libxl_device_disk_from_json)."""
+        ffi, lib = self._ffi, self._lib
+        if isinstance(disk, str):
+            disk = parse_disk(disk)
+        d = ffi.new("libxl_device_disk *")
+        lib.libxl_device_disk_init(d)
+        rc = lib.libxl_device_disk_from_json(self._p(), d,
+                                             json.dumps(disk.to_libxl_json()).encode())
+        if rc:
+            lib.libxl_device_disk_dispose(d)
+            _check(rc if rc < 0 else -6, "libxl_device_disk_from_json")
+        return d
+
+    def disk_add(self, dom: int | str, disk: str | DiskSpec) -> None:
+        """Attach a disk to a running domain (``libxl_device_disk_add``; ``xl block-attach``).
+        ``disk`` is an xl disk spec string or a DiskSpec."""
+        domid = self.domid(dom)
+        d = self._disk_struct(disk)
+        try:
+            _check(self._lib.libxl_device_disk_add(self._p(), domid, d, self._ffi.NULL),
+                   "libxl_device_disk_add", domid)
+        finally:
+            self._lib.libxl_device_disk_dispose(d)
+
+    def disk_list(self, dom: int | str) -> list[DiskInfo]:
+        """The domain's disks (``libxl_device_disk_list`` + ``libxl_device_disk_getinfo``)."""
+        ffi, lib = self._ffi, self._lib
+        domid = self.domid(dom)
+        n = ffi.new("int *")
+        arr = lib.libxl_device_disk_list(self._p(), domid, n)
+        if arr == ffi.NULL:
+            return []
+        out = []
+        try:
+            for k in range(n[0]):
+                info = ffi.new("libxl_diskinfo *")
+                lib.libxl_diskinfo_init(info)
+                try:
+                    _check(lib.libxl_device_disk_getinfo(self._p(), domid, arr + k, info),
+                           "libxl_device_disk_getinfo", domid)
+
+                    def s_(p):
+                        return None if p == ffi.NULL else ffi.string(p).decode()
+
+                    out.append(DiskInfo(disk=disk_from_c(arr[k]), devid=int(info.devid),
+                                        state=int(info.state), evtch=int(info.evtch),
+                                        rref=int(info.rref), backend_id=int(info.backend_id),
+                                        backend=s_(info.backend), frontend=s_(info.frontend)))
+                finally:
+                    lib.libxl_diskinfo_dispose(info)
+        finally:
+            lib.libxl_device_disk_list_free(arr, n[0])
+        return out
+
+    def disk_remove(self, dom: int | str, vdev: str) -> None:
+        """Detach a disk by its vdev (``libxl_vdev_to_device_disk`` +
+        ``libxl_device_disk_remove``; ``xl block-detach``)."""
+        ffi, lib = self._ffi, self._lib
+        domid = self.domid(dom)
+        d = ffi.new("libxl_device_disk *")
+        lib.libxl_device_disk_init(d)
+        try:
+            rc = lib.libxl_vdev_to_device_disk(self._p(), domid, vdev.encode(), d)
+            if rc:
+                raise LibxlError(rc if rc < 0 else -3, "NOTFOUND" if rc else "FAIL",
+                                 call="libxl_vdev_to_device_disk", domid=domid,
+                                 detail=f"no disk {vdev!r}")
+            _check(lib.libxl_device_disk_remove(self._p(), domid, d, ffi.NULL),
+                   "libxl_device_disk_remove", domid)
+        finally:
+            lib.libxl_device_disk_dispose(d)

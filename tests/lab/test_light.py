@@ -22,6 +22,7 @@ from pyxen.config import ConfigError, ConfigWarning, DomainConfig, parse_file, p
 DATA = Path(__file__).resolve().parents[1] / "host" / "data"
 NAME = "pyxen-light-pv"
 DISK = "/var/tmp/pyxen-light-disk.img"
+DISK2 = "/var/tmp/pyxen-light-disk2.img"
 
 
 def xl_list() -> dict:
@@ -34,6 +35,13 @@ def xl_list() -> dict:
             rows[f[0]] = {"id": int(f[1]), "mem": int(f[2]), "vcpus": int(f[3]),
                           "state": f[4]}
     return rows
+
+
+def xl_block_list(dom) -> list[int]:
+    """The devids (Vdev column) `xl block-list` prints."""
+    out = subprocess.run(["xl", "block-list", str(dom)], check=True, capture_output=True,
+                         text=True).stdout
+    return sorted(int(line.split()[0]) for line in out.splitlines()[1:] if line.strip())
 
 
 def wait_for(pred, timeout=90.0, step=1.0):
@@ -286,6 +294,58 @@ def test_cli_create_bad_config(tmp_path):
     assert r.returncode == 1
     assert f"{bad}:3: frobnicate: unknown key" in r.stderr
     assert "x" not in xl_list()
+
+
+@pytest.fixture
+def disk2():
+    with open(DISK2, "wb") as f:
+        f.truncate(8 << 20)
+    yield DISK2
+    os.unlink(DISK2)
+
+
+def test_block_attach_list_detach(ctx, guest, disk2):
+    from pyxen.light import LibxlError
+    before = ctx.disk_list(NAME)
+    assert [d.vdev for d in before] == ["xvda"]
+    assert [d.devid for d in before] == xl_block_list(NAME)
+    ctx.disk_add(NAME, f"format=raw, vdev=xvdb, access=rw, target={disk2}")
+    try:
+        mine = {d.vdev: d for d in ctx.disk_list(NAME)}
+        assert set(mine) == {"xvda", "xvdb"}
+        assert sorted(d.devid for d in mine.values()) == xl_block_list(NAME)
+        assert mine["xvdb"].disk.pdev_path == disk2 and mine["xvdb"].disk.readwrite
+        assert mine["xvdb"].backend.startswith("/local/domain/0/backend/vbd/")
+        # the guest's blkfront connects (xenbus state 4)
+        assert wait_for(lambda: {d.vdev: d for d in ctx.disk_list(NAME)}["xvdb"].state == 4,
+                        90)
+    finally:
+        ctx.disk_remove(NAME, "xvdb")
+    assert wait_for(lambda: len(xl_block_list(NAME)) == 1, 60), xl_block_list(NAME)
+    assert [d.vdev for d in ctx.disk_list(NAME)] == ["xvda"]
+    with pytest.raises(LibxlError):
+        ctx.disk_remove(NAME, "xvdz")
+    with pytest.raises(ConfigError):
+        ctx.disk_add(NAME, "format=raw, access=rw")  # no vdev
+    assert len(xl_block_list(NAME)) == 1
+
+
+def test_cli_block(guest, disk2):
+    r = pyxen_cli("block-attach", NAME, f"format=raw,vdev=xvdc,access=ro,target={disk2}")
+    assert r.returncode == 0, r.stderr
+    assert len(xl_block_list(NAME)) == 2
+    r = pyxen_cli("block-list", NAME, "--json")
+    assert r.returncode == 0, r.stderr
+    listed = json.loads(r.stdout)
+    assert sorted(d["devid"] for d in listed) == xl_block_list(NAME)
+    xvdc = [d for d in listed if d["disk"]["vdev"] == "xvdc"][0]
+    assert xvdc["disk"]["readwrite"] is False
+    r = pyxen_cli("block-list", str(guest["domid"]))
+    assert r.stdout.splitlines()[0].split() == ["Vdev", "BE", "handle", "state", "evt-ch",
+                                                "ring-ref", "BE-path"]
+    r = pyxen_cli("block-detach", NAME, str(xvdc["devid"]))
+    assert r.returncode == 0, r.stderr
+    assert wait_for(lambda: len(xl_block_list(NAME)) == 1, 60), xl_block_list(NAME)
 
 
 def test_destroy_removes_domain(ctx, guest):
