@@ -173,6 +173,9 @@ int libxl_device_disk_add(libxl_ctx *ctx, uint32_t domid,
 int libxl_device_disk_remove(libxl_ctx *ctx, uint32_t domid,
                              libxl_device_disk *disk,
                              const libxl_asyncop_how *ao_how);
+int libxl_device_disk_destroy(libxl_ctx *ctx, uint32_t domid,
+                              libxl_device_disk *disk,
+                              const libxl_asyncop_how *ao_how);
 libxl_device_disk *libxl_device_disk_list(libxl_ctx *ctx,
                                           uint32_t domid, int *num);
 void libxl_device_disk_list_free(libxl_device_disk* list, int num);

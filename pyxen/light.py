@@ -455,8 +455,12 @@ class Context(Handle):
         domid = self.domid(dom)
         d = self._disk_struct(disk)
         try:
-            _check(self._lib.libxl_device_disk_add(self._p(), domid, d, self._ffi.NULL),
-                   "libxl_device_disk_add", domid)
+            rc = self._lib.libxl_device_disk_add(self._p(), domid, d, self._ffi.NULL)
+            if rc:
+                # libxl can leave a half-added vbd behind (e.g. a hotplug script timeout):
+                # force it away so a failed attach leaves nothing
+                self._lib.libxl_device_disk_destroy(self._p(), domid, d, self._ffi.NULL)
+                _check(rc, "libxl_device_disk_add", domid)
         finally:
             self._lib.libxl_device_disk_dispose(d)
 
