@@ -27,7 +27,7 @@ deps:
 
 $(VENV)/.ok: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check cffi pytest setuptools
+	$(PY) -m pip install -q --disable-pip-version-check cffi pytest setuptools hypothesis
 	touch $@
 
 venv: deps $(VENV)/.ok

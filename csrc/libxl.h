@@ -20,3 +20,166 @@ typedef struct libxl_version_info {
 int libxl_ctx_alloc(libxl_ctx **pctx, int version, unsigned flags, xentoollog_logger *lg);
 int libxl_ctx_free(libxl_ctx *ctx);
 const libxl_version_info *libxl_get_version_info(libxl_ctx *ctx);
+
+/* ---- pyxen.light / pyxen.config (libxl.h, libxl_utils.h, _libxl_types.h) ---- */
+
+typedef int... libxl_error;   /* ERROR_* codes */
+const char *libxl_error_to_string(libxl_error p);
+typedef uint32_t libxl_domid;
+typedef int libxl_devid;
+typedef uint8_t libxl_mac[6];
+typedef char **libxl_string_list;
+typedef struct { ...; } libxl_defbool;
+typedef struct { uint8_t uuid[16]; ...; } libxl_uuid;
+typedef struct {
+    uint32_t size;          /* number of bytes in map */
+    uint8_t *map;
+} libxl_bitmap;
+typedef struct { ...; } libxl_asyncop_how;
+typedef struct { ...; } libxl_asyncprogress_how;
+
+/* enums (the compiler fixes their size) */
+typedef int... libxl_domain_type;
+typedef int... libxl_disk_backend;
+typedef int... libxl_disk_format;
+typedef int... libxl_shutdown_reason;
+typedef int... libxl_nic_type;
+typedef enum libxl_console_type {
+    LIBXL_CONSOLE_TYPE_UNKNOWN = 0,
+    LIBXL_CONSOLE_TYPE_SERIAL = 1,
+    LIBXL_CONSOLE_TYPE_PV = 2,
+    LIBXL_CONSOLE_TYPE_VUART = 3,
+} libxl_console_type;
+const char *libxl_domain_type_to_string(libxl_domain_type p);
+const char *libxl_disk_format_to_string(libxl_disk_format p);
+const char *libxl_disk_backend_to_string(libxl_disk_backend p);
+const char *libxl_shutdown_reason_to_string(libxl_shutdown_reason p);
+
+bool libxl_defbool_is_default(libxl_defbool db);
+bool libxl_defbool_val(libxl_defbool db);
+
+typedef struct libxl_dominfo {
+    libxl_uuid uuid;
+    libxl_domid domid;
+    uint32_t ssidref;
+    char * ssid_label;
+    bool running;
+    bool blocked;
+    bool paused;
+    bool shutdown;
+    bool dying;
+    bool never_stop;
+    libxl_shutdown_reason shutdown_reason;
+    uint64_t outstanding_memkb;
+    uint64_t current_memkb;
+    uint64_t shared_memkb;
+    uint64_t paged_memkb;
+    uint64_t max_memkb;
+    uint64_t cpu_time;
+    uint32_t vcpu_max_id;
+    uint32_t vcpu_online;
+    uint32_t cpupool;
+    libxl_domain_type domain_type;
+    ...;
+} libxl_dominfo;
+void libxl_dominfo_init(libxl_dominfo *p);
+void libxl_dominfo_dispose(libxl_dominfo *p);
+
+typedef struct libxl_device_disk {
+    libxl_domid backend_domid;
+    char * backend_domname;
+    char * pdev_path;
+    char * vdev;
+    libxl_disk_backend backend;
+    libxl_disk_format format;
+    char * script;
+    int removable;
+    int readwrite;
+    int is_cdrom;
+    bool direct_io_safe;
+    libxl_defbool discard_enable;
+    ...;
+} libxl_device_disk;
+void libxl_device_disk_init(libxl_device_disk *p);
+void libxl_device_disk_dispose(libxl_device_disk *p);
+
+typedef struct libxl_device_nic {
+    uint64_t rate_bytes_per_interval;
+    uint32_t rate_interval_usecs;
+    ...;
+} libxl_device_nic;
+void libxl_device_nic_init(libxl_device_nic *p);
+void libxl_device_nic_dispose(libxl_device_nic *p);
+
+typedef struct { ...; } libxl_domain_config;
+void libxl_domain_config_init(libxl_domain_config *d_config);
+void libxl_domain_config_dispose(libxl_domain_config *d_config);
+char *libxl_domain_config_to_json(libxl_ctx *ctx, libxl_domain_config *p);
+int libxl_domain_config_from_json(libxl_ctx *ctx, libxl_domain_config *p, const char *s);
+
+int libxl_domain_create_new(libxl_ctx *ctx, libxl_domain_config *d_config,
+                            uint32_t *domid,
+                            const libxl_asyncop_how *ao_how,
+                            const libxl_asyncprogress_how *aop_console_how);
+int libxl_retrieve_domain_configuration(libxl_ctx *ctx, uint32_t domid,
+                                        libxl_domain_config *d_config,
+                                        const libxl_asyncop_how *ao_how);
+int libxl_domain_shutdown(libxl_ctx *ctx, uint32_t domid,
+                          const libxl_asyncop_how *ao_how);
+int libxl_domain_reboot(libxl_ctx *ctx, uint32_t domid,
+                        const libxl_asyncop_how *ao_how);
+int libxl_domain_destroy(libxl_ctx *ctx, uint32_t domid,
+                         const libxl_asyncop_how *ao_how);
+int libxl_domain_pause(libxl_ctx *ctx, uint32_t domid,
+                       const libxl_asyncop_how *ao_how);
+int libxl_domain_unpause(libxl_ctx *ctx, uint32_t domid,
+                         const libxl_asyncop_how *ao_how);
+int libxl_set_memory_target(libxl_ctx *ctx, uint32_t domid, int64_t target_memkb, int relative, int enforce);
+int libxl_set_vcpuonline(libxl_ctx *ctx, uint32_t domid,
+                         libxl_bitmap *cpumap,
+                         const libxl_asyncop_how *ao_how);
+int libxl_console_get_tty(libxl_ctx *ctx, uint32_t domid, int cons_num,
+                          libxl_console_type type, char **path);
+int libxl_domain_info(libxl_ctx*, libxl_dominfo *info_r,
+                      uint32_t domid);
+libxl_dominfo * libxl_list_domain(libxl_ctx*, int *nb_domain_out);
+void libxl_dominfo_list_free(libxl_dominfo *list, int nb_domain);
+
+/* libxl_utils.h */
+int libxl_name_to_domid(libxl_ctx *ctx, const char *name, uint32_t *domid);
+char *libxl_domid_to_name(libxl_ctx *ctx, uint32_t domid);
+int libxl_bitmap_alloc(libxl_ctx *ctx, libxl_bitmap *bitmap, int n_bits);
+void libxl_bitmap_init(libxl_bitmap *map);
+void libxl_bitmap_dispose(libxl_bitmap *map);
+void libxl_bitmap_set(libxl_bitmap *bitmap, int bit);
+
+/* disks of a running domain */
+typedef struct libxl_diskinfo {
+    char * backend;
+    uint32_t backend_id;
+    char * frontend;
+    uint32_t frontend_id;
+    libxl_devid devid;
+    int state;
+    int evtch;
+    int rref;
+} libxl_diskinfo;
+void libxl_diskinfo_init(libxl_diskinfo *p);
+void libxl_diskinfo_dispose(libxl_diskinfo *p);
+int libxl_device_disk_from_json(libxl_ctx *ctx, libxl_device_disk *p, const char *s);
+int libxl_device_disk_add(libxl_ctx *ctx, uint32_t domid,
+                          libxl_device_disk *disk,
+                          const libxl_asyncop_how *ao_how);
+int libxl_device_disk_remove(libxl_ctx *ctx, uint32_t domid,
+                             libxl_device_disk *disk,
+                             const libxl_asyncop_how *ao_how);
+int libxl_device_disk_destroy(libxl_ctx *ctx, uint32_t domid,
+                              libxl_device_disk *disk,
+                              const libxl_asyncop_how *ao_how);
+libxl_device_disk *libxl_device_disk_list(libxl_ctx *ctx,
+                                          uint32_t domid, int *num);
+void libxl_device_disk_list_free(libxl_device_disk* list, int num);
+int libxl_device_disk_getinfo(libxl_ctx *ctx, uint32_t domid,
+                              const libxl_device_disk *disk, libxl_diskinfo *diskinfo);
+int libxl_vdev_to_device_disk(libxl_ctx *ctx, uint32_t domid, const char *vdev,
+                              libxl_device_disk *disk);

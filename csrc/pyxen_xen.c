@@ -66,3 +66,40 @@ static void pyxen_logger_destroy(xentoollog_logger *logger)
     if (logger)
         xtl_logger_destroy(logger);
 }
+
+/* libxlutil's XLU_Config is opaque in libxlutil.h. Its layout (libxlu_internal.h, stable
+ * since Xen 4.5 added `op`) is mirrored here only to list the parsed settings' names and
+ * line numbers; values are always read through the public xlu_cfg_get_* calls. */
+struct pyxen_xlu_setting {
+    struct pyxen_xlu_setting *next;
+    char *name;
+    XLU_ConfigValue *value;
+    enum XLU_Operation op;
+    int lineno;
+};
+struct pyxen_xlu_config {
+    struct pyxen_xlu_setting *settings;
+    FILE *report;
+    char *config_source;
+};
+
+static int pyxen_xlu_nsettings(const XLU_Config *cfg)
+{
+    const struct pyxen_xlu_setting *s;
+    int n = 0;
+    for (s = ((const struct pyxen_xlu_config *)cfg)->settings; s; s = s->next)
+        n++;
+    return n;
+}
+
+static int pyxen_xlu_setting(const XLU_Config *cfg, int i, const char **name, int *lineno)
+{
+    const struct pyxen_xlu_setting *s = ((const struct pyxen_xlu_config *)cfg)->settings;
+    while (s && i-- > 0)
+        s = s->next;
+    if (!s)
+        return -1;
+    *name = s->name;
+    *lineno = s->lineno;
+    return 0;
+}

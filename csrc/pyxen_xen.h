@@ -12,3 +12,13 @@ void pyxen_logger_destroy(xentoollog_logger *logger);
 
 /* libc: libxenstore and libxl return malloc'd memory the caller frees. */
 void free(void *ptr);
+
+/* libxlutil: the settings of a parsed XLU_Config (pyxen.config enumerates keys with
+ * these, since libxlutil.h has no iterator). Index 0 is the newest setting. */
+int pyxen_xlu_nsettings(const XLU_Config *cfg);
+int pyxen_xlu_setting(const XLU_Config *cfg, int i, const char **name, int *lineno);
+
+/* libc: an in-memory FILE* for libxlutil's error report. */
+FILE *open_memstream(char **ptr, size_t *sizeloc);
+int fflush(FILE *stream);
+int fclose(FILE *stream);
