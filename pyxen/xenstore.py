@@ -329,12 +329,9 @@ class XenStore(Handle):
 
     max_attempts = DEFAULT_MAX_ATTEMPTS
 
-    def __init__(self, flags: int = 0, *, readonly: bool = False,
-                 max_attempts: int | None = None) -> None:
+    def __init__(self, flags: int = 0, *, max_attempts: int | None = None) -> None:
         _available()
         _bind()
-        if readonly:
-            flags |= _lib.XS_OPEN_READONLY
         raw = _lib.xs_open(flags)
         if not raw:
             _raise("xs_open")
@@ -483,8 +480,9 @@ class XenStore(Handle):
             _raise("xs_set_permissions", path)
 
     def restrict(self, domid: int) -> None:
-        """``xs_restrict``: from now on this connection has ``domid``'s privileges
-        (irreversible; oxenstored supports it, C xenstored since 4.9 does not: ENOSYS)."""
+        """``xs_restrict``: ask xenstored to give this connection ``domid``'s privileges.
+        XS_RESTRICT is gone from the protocol since Xen 4.16 (C xenstored: 4.9), so with
+        those xenstoreds the call fails (EINVAL)."""
         if not _lib.xs_restrict(self._p(), domid):
             _raise("xs_restrict")
 
@@ -853,5 +851,6 @@ class AsyncEvents:
 
 
 def open(flags: int = 0, **kw) -> XenStore:  # noqa: A001 - mirrors xs_open
-    """``xs_open``: a XenStore handle (``readonly=True`` for XS_OPEN_READONLY)."""
+    """``xs_open``: a XenStore handle. ``flags``: XS_OPEN_* (Xen 4.17's libxenstore
+    ignores XS_OPEN_READONLY: there is no read-only socket any more)."""
     return XenStore(flags, **kw)

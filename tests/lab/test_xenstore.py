@@ -17,7 +17,11 @@ import pytest
 import pyxen.xenstore as X
 from pyxen.xenstore import DomainPerm, Perm, Permissions
 
-from .conftest import run_tool
+
+
+def run_tool(*argv, check=True):
+    """Xen's own tools (xenstore-*, xl), to compare against: tests only."""
+    return subprocess.run(argv, check=check, capture_output=True, text=True).stdout
 
 
 @pytest.fixture
@@ -143,38 +147,27 @@ def test_permissions_round_trip_and_tools_agree(xs, base):
         xs.set_permissions(node, [])
 
 
-def test_permissions_enforced_for_a_restricted_handle(xs, base):
-    secret, shared = f"{base}/secret", f"{base}/shared"
-    xs.write(secret, b"s")
-    xs.set_permissions(secret, "n0")
-    xs.write(shared, b"r")
-    xs.set_permissions(shared, "n0 r7")
-    with X.open() as guest:
-        guest.restrict(7)                    # from now on this connection acts as domain 7
-        with pytest.raises(PermissionError) as ei:
-            guest.read(secret)
-        e = ei.value
-        assert isinstance(e, X.XenStorePermissionError) and e.errno == errno.EACCES
-        assert e.path == secret
-        assert guest.read(shared) == b"r"
-        with pytest.raises(X.XenStorePermissionError):
-            guest.write(shared, b"nope")
-        with pytest.raises(X.XenStorePermissionError):
-            guest.set_permissions(shared, "b7")
-        xs.set_permissions(shared, "n0 b7")
-        guest.write(shared, b"now")
-        assert xs.read(shared) == b"now"
-        assert guest.exists(shared)
-        with pytest.raises(PermissionError):
-            guest.exists(secret)
+def test_quota_of_a_domain_owned_node_is_typed(xs, base):
+    # oxenstored charges a node to its owner; domains other than dom0 have a 2048-byte
+    # value quota (quota-maxsize), reported as E2BIG
+    node = f"{base}/owned"
+    xs.write(node, b"")
+    xs.set_permissions(node, "b7")
+    xs.write(f"{node}/ok", b"y" * 2000)
+    xs.set_permissions(f"{node}/ok", "b7")
+    with pytest.raises(X.XenStoreTooBigError) as ei:
+        xs.write(f"{node}/ok", b"z" * 3000)
+    assert ei.value.errno == errno.E2BIG and ei.value.path == f"{node}/ok"
+    assert xs.read(f"{node}/ok") == b"y" * 2000
 
 
-def test_readonly_handle_refuses_writes(base):
-    with X.open(readonly=True) as ro:
-        assert ro.read("/local/domain/0/name") == b"Domain-0"
-        with pytest.raises(X.XenStoreError) as ei:
-            ro.write(f"{base}/ro", b"x")
-        print("readonly write:", type(ei.value).__name__, ei.value)
+def test_restrict_is_gone_from_this_xenstored(xs):
+    # XS_RESTRICT left the protocol in Xen 4.9 (C) / 4.16 (oxenstored): the real call fails;
+    # test_xenstore_guest.py checks permissions from a real unprivileged domain instead
+    with X.open() as h:
+        with pytest.raises(X.XenStoreError):
+            h.restrict(7)
+        assert h.read("/local/domain/0/name") == b"Domain-0"
 
 
 # ---------------------------------------------------------------- transactions
