@@ -1,5 +1,9 @@
 /* The CPUID instruction, executed directly (no /proc parsing). */
 #include <cpuid.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <string.h>
 #include "pyxen_cpuid.h"
 
 void pyxen_cpuid(unsigned int leaf, unsigned int subleaf, unsigned int out[4])
@@ -17,5 +21,43 @@ int pyxen_cpuid_supported(void)
     return 1;
 #else
     return 0;
+#endif
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+static sigjmp_buf pyxen_ud_jmp;
+static pthread_mutex_t pyxen_ud_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void pyxen_on_sigill(int sig)
+{
+    (void)sig;
+    siglongjmp(pyxen_ud_jmp, 1);
+}
+#endif
+
+int pyxen_cpuid_xen_pv(unsigned int leaf, unsigned int subleaf, unsigned int out[4])
+{
+#if defined(__x86_64__) || defined(__i386__)
+    struct sigaction sa, old;
+    volatile int rc = -1;
+
+    pthread_mutex_lock(&pyxen_ud_lock);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = pyxen_on_sigill;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGILL, &sa, &old);
+    if (sigsetjmp(pyxen_ud_jmp, 1) == 0) {
+        unsigned int a = leaf, b = 0, c = subleaf, d = 0;
+        __asm__ __volatile__(".byte 0x0f, 0x0b\n\t.ascii \"xen\"\n\tcpuid"
+                             : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+        out[0] = a; out[1] = b; out[2] = c; out[3] = d;
+        rc = 0;
+    }
+    sigaction(SIGILL, &old, NULL);
+    pthread_mutex_unlock(&pyxen_ud_lock);
+    return rc;
+#else
+    (void)leaf; (void)subleaf; (void)out;
+    return -1;
 #endif
 }

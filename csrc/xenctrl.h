@@ -80,6 +80,8 @@ int xc_sched_id(xc_interface *xch, int *sched_id);
 int xc_get_max_cpus(xc_interface *xch);
 int xc_get_online_cpus(xc_interface *xch);
 int xc_get_max_nodes(xc_interface *xch);
+int xc_availheap(xc_interface *xch, int min_width, int max_width, int node,
+                 uint64_t *bytes);
 
 /* domains */
 #define XEN_DOMINF_dying ...
@@ -113,3 +115,95 @@ typedef struct xen_domctl_getdomaininfo {
 } xc_domaininfo_t;
 int xc_domain_getinfolist(xc_interface *xch, uint32_t first_domain,
                           unsigned int max_domains, xc_domaininfo_t *info);
+#if XEN >= 4.18
+int xc_domain_getinfo_single(xc_interface *xch, uint32_t domid, xc_domaininfo_t *info);
+#endif
+
+/* domain ids (xen/xen.h) */
+#define DOMID_FIRST_RESERVED ...
+#define DOMID_SELF ...
+#define DOMID_INVALID ...
+
+/* scheduler ids (xen/domctl.h) */
+#define XEN_SCHEDULER_CREDIT ...
+#define XEN_SCHEDULER_CREDIT2 ...
+#define XEN_SCHEDULER_ARINC653 ...
+#define XEN_SCHEDULER_RTDS ...
+#define XEN_SCHEDULER_NULL ...
+
+/* shutdown reasons (xen/sched.h) */
+#define SHUTDOWN_poweroff ...
+#define SHUTDOWN_reboot ...
+#define SHUTDOWN_suspend ...
+#define SHUTDOWN_crash ...
+#define SHUTDOWN_watchdog ...
+#define SHUTDOWN_soft_reset ...
+
+/* domain creation (xen/domctl.h, xen/arch-x86/xen.h) */
+#define XEN_DOMCTL_CDF_hvm ...
+#define XEN_DOMCTL_CDF_hap ...
+#define XEN_DOMCTL_CDF_s3_integrity ...
+#define XEN_DOMCTL_CDF_oos_off ...
+#define XEN_DOMCTL_CDF_xs_domain ...
+#define XEN_DOMCTL_CDF_iommu ...
+#define XEN_DOMCTL_CDF_nested_virt ...
+#define XEN_DOMCTL_CDF_vpmu ...
+#define XEN_DOMCTL_GRANT_version_mask ...
+#define XEN_X86_EMU_LAPIC ...
+#define XEN_X86_EMU_VPCI ...
+#define XEN_X86_EMU_ALL ...
+struct xen_arch_domainconfig {
+    uint32_t emulation_flags;
+    ...;
+};
+struct xen_domctl_createdomain {
+    uint32_t ssidref;
+    xen_domain_handle_t handle;
+    uint32_t flags;
+    uint32_t iommu_opts;
+    uint32_t max_vcpus;
+    uint32_t max_evtchn_port;
+    int32_t max_grant_frames;
+    int32_t max_maptrack_frames;
+    uint32_t grant_opts;
+    uint32_t vmtrace_size;
+    uint32_t cpupool_id;
+    struct xen_arch_domainconfig arch;
+    ...;
+};
+int xc_domain_create(xc_interface *xch, uint32_t *pdomid,
+                     struct xen_domctl_createdomain *config);
+int xc_domain_max_vcpus(xc_interface *xch, uint32_t domid, unsigned int max);
+int xc_domain_pause(xc_interface *xch, uint32_t domid);
+int xc_domain_unpause(xc_interface *xch, uint32_t domid);
+int xc_domain_destroy(xc_interface *xch, uint32_t domid);
+int xc_domain_shutdown(xc_interface *xch, uint32_t domid, int reason);
+int xc_domain_setmaxmem(xc_interface *xch, uint32_t domid, uint64_t max_memkb);
+
+/* vCPUs */
+typedef uint8_t *xc_cpumap_t;
+int xc_get_cpumap_size(xc_interface *xch);
+#define XEN_VCPUAFFINITY_HARD ...
+#define XEN_VCPUAFFINITY_SOFT ...
+#define XEN_VCPUAFFINITY_FORCE ...
+int xc_vcpu_setaffinity(xc_interface *xch, uint32_t domid, int vcpu,
+                        xc_cpumap_t cpumap_hard_inout, xc_cpumap_t cpumap_soft_inout,
+                        uint32_t flags);
+int xc_vcpu_getaffinity(xc_interface *xch, uint32_t domid, int vcpu,
+                        xc_cpumap_t cpumap_hard, xc_cpumap_t cpumap_soft, uint32_t flags);
+struct xen_domctl_getvcpuinfo {
+    uint32_t vcpu;
+    uint8_t online;
+    uint8_t blocked;
+    uint8_t running;
+    uint64_t cpu_time;
+    uint32_t cpu;
+    ...;
+};
+typedef struct xen_domctl_getvcpuinfo xc_vcpuinfo_t;
+int xc_vcpu_getinfo(xc_interface *xch, uint32_t domid, uint32_t vcpu, xc_vcpuinfo_t *info);
+
+/* event channels */
+typedef int xc_evtchn_port_or_error_t;
+xc_evtchn_port_or_error_t xc_evtchn_alloc_unbound(xc_interface *xch, uint32_t dom,
+                                                  uint32_t remote_dom);

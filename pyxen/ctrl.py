@@ -22,19 +22,81 @@ class XenCtrlError(XenError):
         super().__init__(err, message, call=call, detail=detail)
         self.domid = domid
 
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text} [domid {self.domid}]" if self.domid is not None else text
+
+
+class NoSuchDomainError(XenCtrlError, LookupError):
+    """ESRCH: there is no domain with that id."""
+
+
+class XenPermissionError(XenCtrlError, PermissionError):
+    """EPERM/EACCES: the hypervisor (or XSM policy) refused the operation."""
+
+
+class XenInvalidArgumentError(XenCtrlError, ValueError):
+    """EINVAL (or an argument pyxen refuses before the call, such as a reserved domid)."""
+
+
+class XenOutOfMemoryError(XenCtrlError, MemoryError):
+    """ENOMEM: the hypervisor or libxenctrl ran out of memory."""
+
+
+class XenDomainExistsError(XenCtrlError, FileExistsError):
+    """EEXIST: a domain with the requested id already exists."""
+
+
+_ERRNO_CLASS = {
+    _errno.ESRCH: NoSuchDomainError, _errno.EPERM: XenPermissionError,
+    _errno.EACCES: XenPermissionError, _errno.EINVAL: XenInvalidArgumentError,
+    _errno.ENOMEM: XenOutOfMemoryError, _errno.EEXIST: XenDomainExistsError,
+}
+# libxenctrl's own error codes (xc_get_last_error) when errno says nothing useful
+_XC_CODE_ERRNO = {3: _errno.EINVAL, 4: _errno.ENOMEM}  # XC_INVALID_PARAM, XC_OUT_OF_MEMORY
+
+
+def _error(err: int, call: str, domid: int | None = None, detail: str | None = None,
+           message: str | None = None) -> XenCtrlError:
+    cls = _ERRNO_CLASS.get(err, XenCtrlError)
+    return cls(err, message, call=call, detail=detail, domid=domid)
+
 
 def _check(xc: "Ctrl", rc: int, call: str, domid: int | None = None) -> int:
-    """The one libxenctrl error mapper: negative rc → XenCtrlError from errno + last error."""
+    """The one libxenctrl error mapper: negative rc → typed XenCtrlError.
+
+    The class comes from errno (ESRCH → NoSuchDomainError, EPERM/EACCES →
+    XenPermissionError, EINVAL → XenInvalidArgumentError, ENOMEM → XenOutOfMemoryError),
+    falling back on libxenctrl's last error code; its message becomes ``detail``.
+    """
     if rc >= 0:
         return rc
     ffi, lib = xen()
-    err = ffi.errno or _errno.EIO
+    err = ffi.errno
     detail = None
     last = lib.xc_get_last_error(xc._p())
     if last != ffi.NULL and last.code != lib.XC_ERROR_NONE:
         detail = ffi.string(last.message).decode("utf-8", "replace") or None
+        if not err:
+            err = _XC_CODE_ERRNO.get(last.code, 0)
         lib.xc_clear_last_error(xc._p())
-    raise XenCtrlError(err, call=call, detail=detail, domid=domid)
+    raise _error(err or _errno.EIO, call, domid, detail)
+
+
+def _vcpu(vcpu: int, call: str, domid: int) -> int:
+    if isinstance(vcpu, bool) or not isinstance(vcpu, int) or not 0 <= vcpu < 2**31:
+        raise _error(_errno.EINVAL, call, domid, detail=f"bad vcpu number {vcpu!r}")
+    return vcpu
+
+
+def _domid(domid: int, call: str, *, allow_self: bool = False) -> int:
+    """Validate a domain id before it reaches C (libxenctrl truncates to 16 bits)."""
+    if isinstance(domid, bool) or not isinstance(domid, int):
+        raise TypeError(f"{call}: domid must be an int, not {type(domid).__name__}")
+    if not 0 <= domid < DOMID_FIRST_RESERVED and not (allow_self and domid == DOMID_SELF):
+        raise _error(_errno.EINVAL, call, domid,
+                     detail=f"domid must be 0..{DOMID_FIRST_RESERVED - 1}")
+    return domid
 
 
 class VirtCaps(enum.IntFlag):
@@ -119,32 +181,172 @@ class PhysInfo:
         return self.free_memory_kb // 1024
 
 
+class ShutdownReason(enum.IntEnum):
+    """SHUTDOWN_* (xen/sched.h): why a domain shut down, or what to ask it to do."""
+
+    POWEROFF = 0
+    REBOOT = 1
+    SUSPEND = 2
+    CRASH = 3
+    WATCHDOG = 4
+    SOFT_RESET = 5
+
+    @property
+    def xl_letter(self) -> str:
+        """The fifth letter of ``xl list``'s State column for a domain shut down so."""
+        return "-rscwS"[self]
+
+
+class Scheduler(enum.IntEnum):
+    """XEN_SCHEDULER_* (xen/domctl.h), as ``xc_sched_id`` returns it."""
+
+    CREDIT = 5
+    CREDIT2 = 6
+    ARINC653 = 7
+    RTDS = 8
+    NULL = 9
+
+    @property
+    def xl_name(self) -> str:
+        """The name ``xl info`` prints in ``xen_scheduler``."""
+        return self.name.lower()
+
+
+class CreateFlags(enum.IntFlag):
+    """XEN_DOMCTL_CDF_* (xen/domctl.h): flags of ``xen_domctl_createdomain``."""
+
+    HVM = 1 << 0
+    HAP = 1 << 1
+    S3_INTEGRITY = 1 << 2
+    OOS_OFF = 1 << 3
+    XS_DOMAIN = 1 << 4
+    IOMMU = 1 << 5
+    NESTED_VIRT = 1 << 6
+    VPMU = 1 << 7
+
+
+class DomainFlags(enum.IntFlag):
+    """XEN_DOMINF_* (xen/domctl.h), the low bits of getdomaininfo's ``flags``."""
+
+    DYING = 1 << 0
+    HVM_GUEST = 1 << 1
+    SHUTDOWN = 1 << 2
+    PAUSED = 1 << 3
+    BLOCKED = 1 << 4
+    RUNNING = 1 << 5
+    DEBUGGED = 1 << 6
+    XS_DOMAIN = 1 << 7
+    HAP = 1 << 8
+
+
+class Affinity(enum.IntFlag):
+    """XEN_VCPUAFFINITY_* (xen/domctl.h)."""
+
+    HARD = 1 << 0
+    SOFT = 1 << 1
+    FORCE = 1 << 2
+
+
+DOMID_FIRST_RESERVED = 0x7FF0
+DOMID_SELF = 0x7FF0
+DOMID_INVALID = 0x7FF4
+XEN_INVALID_MAX_VCPU_ID = 0xFFFFFFFF
+MAXMEM_SLACK_KB = 1024  # LIBXL_MAXMEM_CONSTANT: what xl mem-set adds to max over target
+
+# Python-side values of the header constants above, checked against the compiled ones
+# (lib.<NAME>, filled in by the C compiler) by tests/host/test_ctrl_consts.py.
+HEADER_CONSTANTS = {
+    **{f"SHUTDOWN_{m.name.lower()}": m.value for m in ShutdownReason},
+    **{f"XEN_SCHEDULER_{m.name}": m.value for m in Scheduler},
+    **{f"XEN_DOMCTL_CDF_{m.name.lower()}": m.value for m in CreateFlags},
+    **{f"XEN_DOMINF_{m.name.lower()}": m.value for m in DomainFlags},
+    **{f"XEN_VCPUAFFINITY_{m.name}": m.value for m in Affinity},
+    **{f"XEN_SYSCTL_PHYSCAP_{m.name.lower()}": m.value for m in VirtCaps},
+    "DOMID_FIRST_RESERVED": DOMID_FIRST_RESERVED, "DOMID_SELF": DOMID_SELF,
+    "DOMID_INVALID": DOMID_INVALID, "XEN_INVALID_MAX_VCPU_ID": XEN_INVALID_MAX_VCPU_ID,
+}
+
+
 @dataclass(frozen=True)
 class DomainInfo:
+    """One domain as ``xc_domain_getinfolist`` reports it (memory in kB, time in ns)."""
+
     domid: int
     uuid: str
-    flags: int
+    flags: DomainFlags
     hvm: bool
+    hap: bool
     dying: bool
     shutdown: bool
     paused: bool
     blocked: bool
     running: bool
-    shutdown_reason: int | None
+    shutdown_reason: ShutdownReason | int | None
     memory_kb: int
     max_memory_kb: int
+    outstanding_kb: int
+    shared_kb: int
     online_vcpus: int
-    max_vcpu_id: int
+    max_vcpu_id: int | None
     cpu_time_ns: int
     cpupool: int
+    ssidref: int
+
+    @property
+    def crashed(self) -> bool:
+        return self.shutdown and self.shutdown_reason == ShutdownReason.CRASH
+
+    @property
+    def max_vcpus(self) -> int:
+        return 0 if self.max_vcpu_id is None else self.max_vcpu_id + 1
+
+    @property
+    def type(self) -> str:
+        return "hvm" if self.hvm else "pv"
 
     @property
     def state(self) -> str:
-        """The six state letters as xl prints them (r b p s c d)."""
-        crashed = self.shutdown and self.shutdown_reason == 3
-        return "".join(ch if on else "-" for ch, on in (
-            ("r", self.running), ("b", self.blocked), ("p", self.paused),
-            ("s", self.shutdown and not crashed), ("c", crashed), ("d", self.dying)))
+        """The six State letters exactly as ``xl list`` prints them: r b p s, then the
+        shutdown reason's letter (- r s c w S for poweroff/reboot/suspend/crash/watchdog/
+        soft_reset), then d."""
+        if self.shutdown:
+            r = self.shutdown_reason
+            reason = r.xl_letter if isinstance(r, ShutdownReason) else "?"
+        else:
+            reason = "-"
+        return "".join((
+            "r" if self.running else "-", "b" if self.blocked else "-",
+            "p" if self.paused else "-", "s" if self.shutdown else "-",
+            reason, "d" if self.dying else "-"))
+
+    @property
+    def cpu_time_s(self) -> float:
+        return self.cpu_time_ns / 1e9
+
+
+@dataclass(frozen=True)
+class VcpuInfo:
+    """One vCPU (``xc_vcpu_getinfo``)."""
+
+    vcpu: int
+    online: bool
+    blocked: bool
+    running: bool
+    cpu_time_ns: int
+    cpu: int | None  # the physical CPU it last ran on; None when offline
+
+    @property
+    def state(self) -> str:
+        """``xl vcpu-list``'s State letters (r b p are running, blocked, domain paused)."""
+        return ("r" if self.running else "-") + ("b" if self.blocked else "-")
+
+
+@dataclass(frozen=True)
+class VcpuAffinity:
+    """Hard and soft affinity of one vCPU, as sets of physical CPU numbers."""
+
+    hard: frozenset[int]
+    soft: frozenset[int]
 
 
 def _uuid(handle) -> str:
@@ -155,16 +357,33 @@ def _uuid(handle) -> str:
 def _domaininfo(lib, d) -> DomainInfo:
     f = d.flags
     shut = bool(f & lib.XEN_DOMINF_shutdown)
+    reason = None
+    if shut:
+        code = (f >> lib.XEN_DOMINF_shutdownshift) & lib.XEN_DOMINF_shutdownmask
+        try:
+            reason = ShutdownReason(code)
+        except ValueError:
+            reason = code
     return DomainInfo(
-        domid=d.domain, uuid=_uuid(d.handle), flags=f,
-        hvm=bool(f & lib.XEN_DOMINF_hvm_guest), dying=bool(f & lib.XEN_DOMINF_dying),
-        shutdown=shut, paused=bool(f & lib.XEN_DOMINF_paused),
-        blocked=bool(f & lib.XEN_DOMINF_blocked), running=bool(f & lib.XEN_DOMINF_running),
-        shutdown_reason=((f >> lib.XEN_DOMINF_shutdownshift) & lib.XEN_DOMINF_shutdownmask)
-        if shut else None,
+        domid=d.domain, uuid=_uuid(d.handle), flags=DomainFlags(f & 0x1FF),
+        hvm=bool(f & lib.XEN_DOMINF_hvm_guest), hap=bool(f & lib.XEN_DOMINF_hap),
+        dying=bool(f & lib.XEN_DOMINF_dying), shutdown=shut,
+        paused=bool(f & lib.XEN_DOMINF_paused), blocked=bool(f & lib.XEN_DOMINF_blocked),
+        running=bool(f & lib.XEN_DOMINF_running), shutdown_reason=reason,
         memory_kb=d.tot_pages * PAGE_KB, max_memory_kb=d.max_pages * PAGE_KB,
-        online_vcpus=d.nr_online_vcpus, max_vcpu_id=d.max_vcpu_id,
-        cpu_time_ns=d.cpu_time, cpupool=d.cpupool)
+        outstanding_kb=d.outstanding_pages * PAGE_KB, shared_kb=d.shr_pages * PAGE_KB,
+        online_vcpus=d.nr_online_vcpus,
+        max_vcpu_id=None if d.max_vcpu_id == lib.XEN_INVALID_MAX_VCPU_ID else d.max_vcpu_id,
+        cpu_time_ns=d.cpu_time, cpupool=d.cpupool, ssidref=d.ssidref)
+
+
+def _parse_uuid(value) -> bytes:
+    import uuid as _uuidmod
+    if value is None:
+        return _uuidmod.uuid4().bytes
+    if isinstance(value, (bytes, bytearray)) and len(value) == 16:
+        return bytes(value)
+    return _uuidmod.UUID(str(value)).bytes
 
 
 class Ctrl(Handle):
@@ -177,9 +396,12 @@ class Ctrl(Handle):
         raw = lib.xc_interface_open(self._log.ptr, self._log.ptr, 0)
         if raw == ffi.NULL:
             err = ffi.errno
-            raise XenCtrlError(err or _errno.EIO, call="xc_interface_open",
-                               detail="are you root in a Xen dom0?")
+            raise _error(err or _errno.EIO, "xc_interface_open",
+                         detail="are you root in a Xen dom0?")
         self._adopt(ffi, raw, lib.xc_interface_close)
+        self._cpumap_bytes = 0
+
+    # -- host ---------------------------------------------------------------------------
 
     def _version_str(self, cmd: int, ctype: str) -> str:
         ffi, lib = xen()
@@ -222,19 +444,238 @@ class Ctrl(Handle):
             outstanding_memory_kb=p.outstanding_pages * PAGE_KB, max_mfn=p.max_mfn,
             hw_caps=tuple(p.hw_cap), virt_caps=VirtCaps(p.capabilities & 0x3FF))
 
+    def sched_id(self) -> Scheduler | int:
+        """The hypervisor's scheduler (``xc_sched_id``)."""
+        ffi, lib = xen()
+        out = ffi.new("int *")
+        _check(self, lib.xc_sched_id(self._p(), out), "xc_sched_id")
+        try:
+            return Scheduler(out[0])
+        except ValueError:
+            return out[0]
+
+    def free_memory_kb(self, node: int = -1) -> int:
+        """Free hypervisor heap in kB, on all nodes or one (``xc_availheap``)."""
+        ffi, lib = xen()
+        out = ffi.new("uint64_t *")
+        _check(self, lib.xc_availheap(self._p(), 0, 0, node, out), "xc_availheap")
+        return out[0] // 1024
+
+    def max_cpus(self) -> int:
+        """How many physical CPUs the hypervisor supports (``xc_get_max_cpus``)."""
+        _, lib = xen()
+        return _check(self, lib.xc_get_max_cpus(self._p()), "xc_get_max_cpus")
+
+    # -- domains ------------------------------------------------------------------------
+
     def domains(self, batch: int = 256) -> list[DomainInfo]:
         """Every domain (xc_domain_getinfolist, paginated past ``batch``)."""
         ffi, lib = xen()
+        if batch < 1:
+            raise _error(_errno.EINVAL, "xc_domain_getinfolist", detail="batch must be >= 1")
         buf = ffi.new("xc_domaininfo_t[]", batch)
         out: list[DomainInfo] = []
         first = 0
-        while True:
+        while first < DOMID_FIRST_RESERVED:
             n = _check(self, lib.xc_domain_getinfolist(self._p(), first, batch, buf),
                        "xc_domain_getinfolist")
             out.extend(_domaininfo(lib, buf[i]) for i in range(n))
             if n < batch:
-                return out
+                break
             first = out[-1].domid + 1
+        return out
+
+    def domain(self, domid: int) -> DomainInfo:
+        """One domain by id; NoSuchDomainError if there is none."""
+        ffi, lib = xen()
+        call = "xc_domain_getinfolist"
+        _domid(domid, call)
+        buf = ffi.new("xc_domaininfo_t *")
+        if hasattr(lib, "xc_domain_getinfo_single"):  # Xen >= 4.18
+            call = "xc_domain_getinfo_single"
+            _check(self, lib.xc_domain_getinfo_single(self._p(), domid, buf), call, domid)
+        else:
+            n = _check(self, lib.xc_domain_getinfolist(self._p(), domid, 1, buf), call, domid)
+            if n != 1 or buf.domain != domid:  # getinfolist returns the next domain up
+                raise _error(_errno.ESRCH, call, domid, detail=f"no domain {domid}")
+        return _domaininfo(lib, buf)
+
+    def create_domain(self, *, hvm: bool = False, hap: bool | None = None,
+                      max_vcpus: int = 1, max_evtchn_port: int = 1023,
+                      max_grant_frames: int = -1, max_maptrack_frames: int = -1,
+                      max_grant_version: int | None = None,
+                      emulation_flags: int | None = None, uuid=None, domid: int = 0,
+                      cpupool: int = 0, ssidref: int = 0,
+                      flags: CreateFlags = CreateFlags(0)) -> int:
+        """Create an empty, paused domain (``xc_domain_create``); returns its domid.
+
+        ``hap`` defaults to ``hvm``; ``max_grant_version`` to 2 where Xen offers gnttab v2;
+        ``emulation_flags`` to XEN_X86_EMU_ALL less VPCI for HVM and 0 for PV; ``domid`` 0 lets Xen
+        choose. Negative grant/maptrack frames mean the hypervisor's default. The domain
+        has no memory and no vCPUs until built; follow with :meth:`max_vcpus`.
+        """
+        ffi, lib = xen()
+        call = "xc_domain_create"
+        if domid:
+            _domid(domid, call)
+        if max_vcpus < 1:
+            raise _error(_errno.EINVAL, call, detail="max_vcpus must be >= 1")
+        if hap is None:
+            hap = hvm
+        if max_grant_version is None:
+            caps = self.physinfo().virt_caps
+            max_grant_version = 2 if VirtCaps.GNTTAB_V2 in caps else 1
+        cfg = ffi.new("struct xen_domctl_createdomain *")
+        cfg.ssidref = ssidref
+        ffi.memmove(cfg.handle, _parse_uuid(uuid), 16)
+        f = int(flags)
+        if hvm:
+            f |= lib.XEN_DOMCTL_CDF_hvm
+        if hap:
+            f |= lib.XEN_DOMCTL_CDF_hap
+        cfg.flags = f
+        cfg.max_vcpus = max_vcpus
+        cfg.max_evtchn_port = max_evtchn_port
+        cfg.max_grant_frames = max_grant_frames
+        cfg.max_maptrack_frames = max_maptrack_frames
+        cfg.grant_opts = max_grant_version & lib.XEN_DOMCTL_GRANT_version_mask
+        cfg.cpupool_id = cpupool
+        if emulation_flags is None:  # what libxl uses for HVM (vPCI is dom0-only) and PV
+            emulation_flags = (lib.XEN_X86_EMU_ALL & ~lib.XEN_X86_EMU_VPCI) if hvm else 0
+        cfg.arch.emulation_flags = emulation_flags
+        out = ffi.new("uint32_t *", domid)
+        _check(self, lib.xc_domain_create(self._p(), out, cfg), call, domid or None)
+        return out[0]
+
+    def max_vcpus(self, domid: int, n: int) -> None:
+        """Allocate the domain's vCPUs (``xc_domain_max_vcpus``; must equal creation's)."""
+        _, lib = xen()
+        _check(self, lib.xc_domain_max_vcpus(self._p(), _domid(domid, "xc_domain_max_vcpus"),
+                                             n), "xc_domain_max_vcpus", domid)
+
+    def pause(self, domid: int) -> None:
+        _, lib = xen()
+        _check(self, lib.xc_domain_pause(self._p(), _domid(domid, "xc_domain_pause")),
+               "xc_domain_pause", domid)
+
+    def unpause(self, domid: int) -> None:
+        _, lib = xen()
+        _check(self, lib.xc_domain_unpause(self._p(), _domid(domid, "xc_domain_unpause")),
+               "xc_domain_unpause", domid)
+
+    def shutdown(self, domid: int, reason: ShutdownReason = ShutdownReason.POWEROFF) -> None:
+        """Mark the domain shut down with ``reason`` (``xc_domain_shutdown``)."""
+        _, lib = xen()
+        reason = ShutdownReason(reason)
+        _check(self, lib.xc_domain_shutdown(self._p(), _domid(domid, "xc_domain_shutdown"),
+                                            int(reason)), "xc_domain_shutdown", domid)
+
+    def destroy(self, domid: int) -> None:
+        _, lib = xen()
+        _check(self, lib.xc_domain_destroy(self._p(), _domid(domid, "xc_domain_destroy")),
+               "xc_domain_destroy", domid)
+
+    def set_max_memory(self, domid: int, max_kb: int) -> None:
+        """The domain's memory ceiling in kB (``xc_domain_setmaxmem``)."""
+        _, lib = xen()
+        if max_kb < 0:
+            raise _error(_errno.EINVAL, "xc_domain_setmaxmem", domid, detail="max_kb < 0")
+        _check(self, lib.xc_domain_setmaxmem(self._p(), _domid(domid, "xc_domain_setmaxmem"),
+                                             max_kb), "xc_domain_setmaxmem", domid)
+
+    def set_memory_target(self, domid: int, target_kb: int, *,
+                          max_kb: int | None = None) -> None:
+        """Balloon target, as ``xl mem-set`` does it: max memory to ``max_kb`` (default
+        target + 1 MiB slack, ``xc_domain_setmaxmem``), then xenstore
+        ``/local/domain/<domid>/memory/target`` = target, which the guest's balloon
+        driver honours (``xs_write``)."""
+        from . import xenstore
+        ffi, lib = xen()
+        if target_kb < 0:
+            raise _error(_errno.EINVAL, "xs_write", domid, detail="target_kb < 0")
+        self.set_max_memory(domid, target_kb + MAXMEM_SLACK_KB if max_kb is None else max_kb)
+        path = f"/local/domain/{domid}/memory/target"
+        data = str(int(target_kb)).encode()
+        with xenstore.open() as xs:
+            if not lib.xs_write(xs._p(), 0, path.encode(), data, len(data)):
+                raise _error(ffi.errno or _errno.EIO, "xs_write", domid, detail=path)
+
+    # -- vCPUs --------------------------------------------------------------------------
+
+    def vcpu_info(self, domid: int, vcpu: int) -> VcpuInfo:
+        ffi, lib = xen()
+        call = "xc_vcpu_getinfo"
+        _vcpu(vcpu, call, domid)
+        out = ffi.new("xc_vcpuinfo_t *")
+        _check(self, lib.xc_vcpu_getinfo(self._p(), _domid(domid, call), vcpu, out),
+               call, domid)
+        return VcpuInfo(vcpu=out.vcpu, online=bool(out.online), blocked=bool(out.blocked),
+                        running=bool(out.running), cpu_time_ns=out.cpu_time,
+                        cpu=out.cpu if out.online else None)
+
+    def vcpus(self, domid: int) -> list[VcpuInfo]:
+        """Every vCPU of the domain, 0..max_vcpu_id."""
+        return [self.vcpu_info(domid, v) for v in range(self.domain(domid).max_vcpus)]
+
+    def _cpumap_size(self) -> int:
+        if not self._cpumap_bytes:
+            _, lib = xen()
+            self._cpumap_bytes = _check(self, lib.xc_get_cpumap_size(self._p()),
+                                        "xc_get_cpumap_size")
+        return self._cpumap_bytes
+
+    def _cpumap(self, cpus, call: str, domid: int):
+        ffi, _ = xen()
+        size = self._cpumap_size()
+        m = ffi.new("uint8_t[]", size)
+        if cpus is None:
+            return m
+        for c in cpus:
+            if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < size * 8:
+                raise _error(_errno.EINVAL, call, domid,
+                             detail=f"cpu {c!r} out of range 0..{size * 8 - 1}")
+            m[c // 8] |= 1 << (c % 8)
+        return m
+
+    @staticmethod
+    def _cpuset(m, size: int) -> frozenset[int]:
+        return frozenset(i * 8 + b for i in range(size) for b in range(8) if m[i] >> b & 1)
+
+    def get_affinity(self, domid: int, vcpu: int) -> VcpuAffinity:
+        """Hard and soft affinity of one vCPU (``xc_vcpu_getaffinity``)."""
+        _, lib = xen()
+        call = "xc_vcpu_getaffinity"
+        hard, soft = self._cpumap(None, call, domid), self._cpumap(None, call, domid)
+        _vcpu(vcpu, call, domid)
+        _check(self, lib.xc_vcpu_getaffinity(
+            self._p(), _domid(domid, call), vcpu, hard, soft,
+            lib.XEN_VCPUAFFINITY_HARD | lib.XEN_VCPUAFFINITY_SOFT), call, domid)
+        n = self._cpumap_size()
+        return VcpuAffinity(hard=self._cpuset(hard, n), soft=self._cpuset(soft, n))
+
+    def set_affinity(self, domid: int, vcpu: int, hard=None, soft=None) -> VcpuAffinity:
+        """Set hard and/or soft affinity (sets of CPU numbers; None leaves one alone);
+        returns the effective affinity Xen reports back (``xc_vcpu_setaffinity``)."""
+        _, lib = xen()
+        call = "xc_vcpu_setaffinity"
+        if hard is None and soft is None:
+            raise _error(_errno.EINVAL, call, domid, detail="give hard and/or soft")
+        _vcpu(vcpu, call, domid)
+        flags = (lib.XEN_VCPUAFFINITY_HARD if hard is not None else 0) | \
+                (lib.XEN_VCPUAFFINITY_SOFT if soft is not None else 0)
+        hmap, smap = self._cpumap(hard, call, domid), self._cpumap(soft, call, domid)
+        _check(self, lib.xc_vcpu_setaffinity(self._p(), _domid(domid, call), vcpu, hmap,
+                                             smap, flags), call, domid)
+        return self.get_affinity(domid, vcpu)
+
+    # -- event channels -----------------------------------------------------------------
+
+    def evtchn_alloc_unbound(self, domid: int, remote_domid: int) -> int:
+        """Allocate an unbound port in ``domid`` that ``remote_domid`` may bind; the port."""
+        _, lib = xen()
+        call = "xc_evtchn_alloc_unbound"
+        return _check(self, lib.xc_evtchn_alloc_unbound(
+            self._p(), _domid(domid, call), _domid(remote_domid, call)), call, domid)
 
 
 def open() -> Ctrl:  # noqa: A001 - mirrors xc_interface_open

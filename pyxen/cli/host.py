@@ -24,23 +24,33 @@ def register(sub) -> None:
 def cmd_virt_caps(args) -> int:
     from .. import cpuid
     ci = cpuid.info()
-    data = dataclasses.asdict(ci)
+    v = cpuid.verdict()
     if args.json:
-        print_json(data)
+        print_json({"verdict": dataclasses.asdict(v), "cpuid": dataclasses.asdict(ci)})
         return 0
     hv = ci.hypervisor_signature or ("present" if ci.hypervisor_present else "none")
+    if ci.xen_version:
+        hv += f" (Xen {ci.xen_version[0]}.{ci.xen_version[1]})"
+    yes = {True: "yes", False: "no", None: "unknown"}
     print(f"cpu vendor           : {ci.vendor} (family {ci.family} model {ci.model} "
           f"stepping {ci.stepping})")
-    print(f"vmx (Intel VT-x)     : {'yes' if ci.vmx else 'no'}")
-    print(f"svm (AMD-V)          : {'yes' if ci.svm else 'no'}")
-    print(f"hypervisor           : {hv}")
+    print(f"vmx (Intel VT-x)     : {yes[ci.vmx]}")
+    print(f"svm (AMD-V)          : {yes[ci.svm]}")
+    print(f"hypervisor           : {hv}" + (f" [{ci.view} view]" if ci.view != "native" else ""))
+    if v.xen_guest:
+        print(f"xen guest type       : {v.xen_guest}")
+    print(f"firmware             : {v.firmware}")
+    print(f"hvm capable          : {yes[v.capable]} (reason: {v.reason})")
+    if v.hap is not None:
+        print(f"hap (EPT/NPT)        : {yes[v.hap]}")
+    print(f"why                  : {v.detail}")
     return 0
 
 
 def _info_dict() -> dict:
     from .. import ctrl
     with ctrl.open() as xc:
-        v, p = xc.version(), xc.physinfo()
+        v, p, sched = xc.version(), xc.physinfo(), xc.sched_id()
     return {
         "nr_cpus": p.nr_cpus, "max_cpu_id": p.max_cpu_id, "nr_nodes": p.nr_nodes,
         "cores_per_socket": p.cores_per_socket, "threads_per_core": p.threads_per_core,
@@ -50,6 +60,7 @@ def _info_dict() -> dict:
         "total_memory": p.total_memory_mb, "free_memory": p.free_memory_mb,
         "xen_major": v.major, "xen_minor": v.minor, "xen_extra": v.extra,
         "xen_version": v.release, "xen_caps": " ".join(v.capabilities),
+        "xen_scheduler": sched.xl_name if isinstance(sched, ctrl.Scheduler) else str(sched),
         "xen_pagesize": v.pagesize, "xen_changeset": v.changeset,
         "xen_commandline": v.commandline, "cc_compiler": v.compiler,
         "cc_compile_by": v.compile_by, "cc_compile_domain": v.compile_domain,
@@ -78,10 +89,17 @@ def _domain_rows() -> list[dict]:
             try:
                 name = xs.read(f"/local/domain/{d.domid}/name").decode("utf-8", "replace")
             except XenError:
-                name = "(null)"
-            rows.append({"name": name, "domid": d.domid, "mem_mib": d.memory_kb // 1024,
-                         "vcpus": d.online_vcpus, "state": d.state,
-                         "time_s": round(d.cpu_time_ns / 1e9, 1), "uuid": d.uuid})
+                name = None
+            rows.append({"name": name, "domid": d.domid,
+                         "mem_mib": (d.memory_kb + d.outstanding_kb) // 1024,
+                         "max_mem_kb": d.max_memory_kb, "memory_kb": d.memory_kb,
+                         "vcpus": d.online_vcpus, "max_vcpus": d.max_vcpus,
+                         "state": d.state, "time_s": round(d.cpu_time_s, 1),
+                         "cpu_time_ns": d.cpu_time_ns, "uuid": d.uuid, "type": d.type,
+                         "cpupool": d.cpupool,
+                         "shutdown_reason": d.shutdown_reason.name.lower()
+                         if isinstance(d.shutdown_reason, ctrl.ShutdownReason)
+                         else d.shutdown_reason})
     return rows
 
 
@@ -90,10 +108,12 @@ def cmd_list(args) -> int:
     if args.json:
         print_json(rows)
         return 0
-    print(f"{'Name':<40}{'ID':>5}{'Mem(MiB)':>9}{'VCPUs':>6} {'State':<7}{'Time(s)':>8}")
+    # xl/xm list's layout: "%-40s %5d %5lu %5d     %s  %8.1f"
+    print("Name                                        ID   Mem VCPUs\tState\tTime(s)")
     for r in rows:
-        print(f"{r['name']:<40}{r['domid']:>5}{r['mem_mib']:>9}{r['vcpus']:>6} "
-              f"{r['state']:<7}{r['time_s']:>8.1f}")
+        name = r["name"] if r["name"] is not None else "(null)"
+        print(f"{name:<40} {r['domid']:5d} {r['mem_mib']:5d} {r['vcpus']:5d}     "
+              f"{r['state']}  {r['time_s']:8.1f}")
     return 0
 
 
