@@ -1,0 +1,230 @@
+"""pyxen.guest on real Xen: PV direct build of the lab guest kit, console, lifecycle,
+rollback; xl is the reference for what the hypervisor and xenstore hold."""
+
+import os
+import time
+import uuid
+
+import pytest
+
+from conftest import run_tool
+
+MARKER = "PYXEN-GUEST-OK"
+BOOT_TIMEOUT = 240  # a PV kernel under TCG takes ~10-20 s to its marker; others share the CPU
+
+
+@pytest.fixture
+def guest_mod():
+    import pyxen.guest
+    return pyxen.guest
+
+
+@pytest.fixture
+def spec(guest_kit, guest_mod):
+    def make(name, extra="", **kw):
+        return guest_mod.BuildSpec(name=name, kernel=guest_kit["kernel"],
+                                   ramdisk=guest_kit["ramdisk"], memory=kw.pop("memory", 64),
+                                   cmdline=f"console=hvc0 {extra}".strip(), **kw)
+    return make
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers(xc, xs, guest_mod):
+    """Every test starts and ends with only dom0 plus foreign domains; our names cleaned."""
+    before = {d.domid for d in xc.domains()}
+    yield
+    for name, domid in guest_mod.domain_names(xs).items():
+        if name.startswith("pyxen-t-") and domid not in before:
+            guest_mod.destroy(domid, xc=xc, xs=xs)
+
+
+def xl_list() -> dict:
+    """name -> (domid, mem MiB, vcpus, state) from `xl list`."""
+    out = {}
+    for line in run_tool("xl", "list").splitlines()[1:]:
+        f = line.split()
+        if len(f) >= 6:
+            out[f[0]] = (int(f[1]), int(f[2]), int(f[3]), f[4])
+    return out
+
+
+def snapshot(xc, xs):
+    return ({d.domid for d in xc.domains()}, set(xs.ls("/local/domain")),
+            set(xs.ls("/vm")) if xs.exists("/vm") else set(),
+            set(xs.ls("/libxl")) if xs.exists("/libxl") else set())
+
+
+def test_paused_build_matches_xl_and_xenstore(xc, xs, spec, guest_mod):
+    uid = str(uuid.uuid4())
+    g = guest_mod.build(spec("pyxen-t-paused", "pyxen.action=wait", uuid=uid, vcpus=2,
+                             memory=96, maxmem=128, paused=True), xc=xc, xs=xs)
+    try:
+        info = xc.domain(g.domid)
+        assert info.paused and not info.hvm and info.max_vcpus == 2
+        assert info.uuid == uid
+        lst = xl_list()
+        assert "pyxen-t-paused" in lst, lst
+        domid, mem, vcpus, state = lst["pyxen-t-paused"]
+        assert domid == g.domid and vcpus == 2 and state == info.state
+        assert mem == info.memory_kb // 1024 and 94 <= mem <= 97
+        d = f"/local/domain/{g.domid}"
+        assert xs.read(f"{d}/name") == b"pyxen-t-paused"
+        assert xs.read(f"{d}/vm") == f"/vm/{uid}".encode()
+        assert xs.read(f"/vm/{uid}/uuid") == uid.encode()
+        assert xs.read(f"{d}/memory/target") == b"98304"
+        assert xs.read(f"{d}/memory/static-max") == b"131072"
+        assert xs.read(f"{d}/store/port") == str(g.store_port).encode()
+        assert xs.read(f"{d}/store/ring-ref") == str(g.store_mfn).encode()
+        assert xs.read(f"{d}/console/port") == str(g.console_port).encode()
+        assert xs.read(f"{d}/console/ring-ref") == str(g.console_mfn).encode()
+        assert xs.read(f"{d}/console/type") == b"xenconsoled"
+        assert xs.read(f"{d}/cpu/1/availability") == b"online"
+        assert xs.read(f"{d}/control/platform-feature-multiprocessor-suspend") == b"1"
+        assert str(xs.get_permissions(d)) == f"n0 r{g.domid}"
+        assert str(xs.get_permissions(f"{d}/control/shutdown")) == f"n{g.domid}"
+        assert str(xs.get_permissions(f"{d}/data")) == f"n{g.domid}"
+        assert str(xs.get_permissions(f"/vm/{uid}")) == "n0"
+        assert xs.is_domain_introduced(g.domid)
+        # xl's view of the same domain's xenstore home
+        assert run_tool("xenstore-read", f"{d}/name").strip() == "pyxen-t-paused"
+        # xenconsoled picked the console up (it writes the pty into console/tty)
+        assert guest_mod.console_tty(g.domid, xs=xs, timeout=30).startswith("/dev/pts/")
+    finally:
+        guest_mod.destroy(g.domid, xc=xc, xs=xs, uuid=uid)
+    assert guest_mod.wait_gone(xc, g.domid, 20)
+    assert not xs.exists(f"/local/domain/{g.domid}") and not xs.exists(f"/vm/{uid}")
+    assert "pyxen-t-paused" not in xl_list()
+
+
+def test_boot_marker_then_poweroff_destroys(xc, xs, spec, guest_mod):
+    g = guest_mod.build(spec("pyxen-t-boot", on_poweroff="destroy"), xc=xc, xs=xs)
+    with guest_mod.Supervisor(xc=xc, xs=xs) as sup:
+        sup.add(g)
+        out = guest_mod.console_output(g.domid, timeout=BOOT_TIMEOUT, until=MARKER, xs=xs)
+        assert MARKER in out, out[-2000:]
+        line = out[out.index(MARKER):].splitlines()[0]
+        assert "cpus=1" in line and "mem_kb=" in line
+        events = sup.run(until=lambda evs: any(e.domid == g.domid for e in evs), timeout=120)
+    assert [(e.reason, e.action.value) for e in events] == [("poweroff", "destroy")]
+    assert guest_mod.wait_gone(xc, g.domid, 20)
+    assert not xs.exists(f"/local/domain/{g.domid}") and not xs.exists(f"/vm/{g.uuid}")
+    assert "pyxen-t-boot" not in xl_list()
+
+
+def test_wait_guest_runs_and_xl_sees_it(xc, xs, spec, guest_mod):
+    g = guest_mod.build(spec("pyxen-t-wait", "pyxen.action=wait pyxen.marker=WAIT-MARK"),
+                        xc=xc, xs=xs)
+    try:
+        out = guest_mod.console_output(g.domid, timeout=BOOT_TIMEOUT, until="WAIT-MARK", xs=xs)
+        assert "WAIT-MARK" in out, out[-2000:]
+        time.sleep(2)
+        info = xc.domain(g.domid)
+        assert not info.shutdown and not info.paused
+        assert xl_list()["pyxen-t-wait"][0] == g.domid
+        # the guest's own xenstore connection works: its frontend wrote control features
+        assert xs.get(f"/local/domain/{g.domid}/control/feature-poweroff") in (b"1", b"")
+    finally:
+        guest_mod.destroy(g.domid, xc=xc, xs=xs, uuid=g.uuid)
+    assert guest_mod.wait_gone(xc, g.domid, 20)
+
+
+def test_reboot_restarts_once(xc, xs, spec, guest_mod):
+    g = guest_mod.build(spec("pyxen-t-reboot", "pyxen.action=reboot", on_reboot="restart"),
+                        xc=xc, xs=xs)
+    with guest_mod.Supervisor(xc=xc, xs=xs, max_restarts=1) as sup:
+        sup.add(g)
+        first = sup.run(until=lambda evs: len(evs) >= 1, timeout=BOOT_TIMEOUT)
+        assert [(e.reason, e.action.value) for e in first] == [("reboot", "restart")], first
+        new = first[0].new_domid
+        assert new is not None and new != g.domid and first[0].error is None
+        assert xl_list()["pyxen-t-reboot"][0] == new
+        assert xs.read(f"/local/domain/{new}/vm") == f"/vm/{g.uuid}".encode()
+        second = sup.run(until=lambda evs: len(evs) >= 1, timeout=BOOT_TIMEOUT)
+        assert [(e.domid, e.reason) for e in second] == [(new, "reboot")], second
+        assert second[0].new_domid is None and "limit" in second[0].error
+    assert guest_mod.wait_gone(xc, new, 20) and guest_mod.wait_gone(xc, g.domid, 1)
+    assert "pyxen-t-reboot" not in xl_list()
+
+
+def test_rollback_missing_kernel(xc, xs, spec, guest_mod, tmp_path):
+    before = snapshot(xc, xs)
+    s = spec("pyxen-t-nokernel")
+    with pytest.raises(guest_mod.KernelNotFoundError) as ei:
+        guest_mod.build(guest_mod.BuildSpec(**{**s.__dict__, "kernel": str(tmp_path / "nope")}),
+                        xc=xc, xs=xs)
+    assert ei.value.step == "check_files" and "nope" in str(ei.value)
+    assert ei.value.domid is None
+    assert snapshot(xc, xs) == before
+
+
+def test_rollback_memory_beyond_free(xc, xs, spec, guest_mod):
+    before = snapshot(xc, xs)
+    free_mb = xc.physinfo().free_memory_kb // 1024
+    with pytest.raises(guest_mod.InsufficientMemoryError) as ei:
+        guest_mod.build(spec("pyxen-t-bigmem", memory=free_mb + 64), xc=xc, xs=xs)
+    assert ei.value.step == "check_host" and "free" in ei.value.reason
+    assert snapshot(xc, xs) == before
+
+
+def test_rollback_real_memory_failure(xc, xs, spec, guest_mod):
+    """Skip pyxen's free-memory check: the hypervisor's own refusal is mapped and the
+    half-built domain (created, event channels, p2m) is destroyed."""
+    before = snapshot(xc, xs)
+    free_mb = xc.physinfo().free_memory_kb // 1024
+    with pytest.raises(guest_mod.InsufficientMemoryError) as ei:
+        guest_mod.build(spec("pyxen-t-realmem", memory=free_mb + 64), xc=xc, xs=xs,
+                        check_memory=False)
+    assert ei.value.step.startswith("xc_dom_") and ei.value.domid is not None
+    assert guest_mod.wait_gone(xc, ei.value.domid, 20)
+    assert snapshot(xc, xs) == before
+
+
+def test_rollback_bad_kernel_image(xc, xs, spec, guest_mod, guest_kit):
+    """A file that is not a kernel fails inside libxenguest, after the domain exists."""
+    before = snapshot(xc, xs)
+    s = spec("pyxen-t-badimage")
+    bad = guest_mod.BuildSpec(**{**s.__dict__, "kernel": "/etc/hostname"})
+    with pytest.raises(guest_mod.BuildError) as ei:
+        guest_mod.build(bad, xc=xc, xs=xs)
+    assert ei.value.step in ("xc_dom_kernel_file", "xc_dom_parse_image"), ei.value
+    assert ei.value.domid is not None
+    assert guest_mod.wait_gone(xc, ei.value.domid, 20)
+    assert snapshot(xc, xs) == before
+
+
+def test_spec_errors_create_nothing(xc, xs, spec, guest_mod):
+    before = snapshot(xc, xs)
+    for bad in (dict(memory=0), dict(vcpus=-1), dict(name=""), dict(uuid="not-a-uuid"),
+                dict(on_crash="explode"), dict(memory=64, maxmem=32)):
+        kw = {**spec("pyxen-t-spec").__dict__, **bad}
+        with pytest.raises(guest_mod.SpecError):
+            guest_mod.build(guest_mod.BuildSpec(**kw), xc=xc, xs=xs)
+    assert snapshot(xc, xs) == before
+
+
+def test_duplicate_name_refused(xc, xs, spec, guest_mod):
+    g = guest_mod.build(spec("pyxen-t-dup", paused=True), xc=xc, xs=xs)
+    try:
+        before = snapshot(xc, xs)
+        with pytest.raises(guest_mod.SpecError) as ei:
+            guest_mod.build(spec("pyxen-t-dup", paused=True), xc=xc, xs=xs)
+        assert "already exists" in str(ei.value)
+        assert snapshot(xc, xs) == before
+    finally:
+        guest_mod.destroy(g.domid, xc=xc, xs=xs, uuid=g.uuid)
+
+
+def test_cli_build_paused(xc, xs, guest_kit, guest_mod):
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "pyxen", "build", "--name", "pyxen-t-cli",
+                        "--kernel", guest_kit["kernel"], "--ramdisk", guest_kit["ramdisk"],
+                        "--memory", "64", "--extra", "console=hvc0", "-p"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    domid = guest_mod.resolve("pyxen-t-cli", xs)
+    assert f"domid {domid}" in r.stdout and xc.domain(domid).paused
+    guest_mod.destroy(domid, xc=xc, xs=xs)
+    r = subprocess.run([sys.executable, "-m", "pyxen", "build", "--name", "pyxen-t-cli2",
+                        "--kernel", "/nonexistent"], capture_output=True, text=True)
+    assert r.returncode == 1 and "check_files" in r.stderr
