@@ -438,7 +438,8 @@ class _Build:
                 try:
                     self._xc_check(call(), step)
                 except _ctrl.XenCtrlError as e:
-                    if e.errno == _errno.ENOMEM or step == "xc_dom_boot_mem_init":
+                    if e.errno == _errno.ENOMEM or step == "xc_dom_boot_mem_init" or \
+                            "out of memory" in (e.detail or "").lower():
                         raise self._fail(f"not enough memory for {spec.memory} MiB: {e}", e,
                                          InsufficientMemoryError) from e
                     raise self._fail(str(e), e) from e

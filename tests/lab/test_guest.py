@@ -23,7 +23,7 @@ def guest_mod():
 def spec(guest_kit, guest_mod):
     def make(name, extra="", **kw):
         return guest_mod.BuildSpec(name=name, kernel=guest_kit["kernel"],
-                                   ramdisk=guest_kit["ramdisk"], memory=kw.pop("memory", 64),
+                                   ramdisk=guest_kit["ramdisk"], memory=kw.pop("memory", 128),
                                    cmdline=f"console=hvc0 {extra}".strip(), **kw)
     return make
 
@@ -65,7 +65,8 @@ def test_paused_build_matches_xl_and_xenstore(xc, xs, spec, guest_mod):
         lst = xl_list()
         assert "pyxen-t-paused" in lst, lst
         domid, mem, vcpus, state = lst["pyxen-t-paused"]
-        assert domid == g.domid and vcpus == 2 and state == info.state
+        # xl's VCPUs column counts online vCPUs: a PV guest starts with vCPU 0 only
+        assert domid == g.domid and vcpus == info.online_vcpus == 1 and state == info.state
         assert mem == info.memory_kb // 1024 and 94 <= mem <= 97
         d = f"/local/domain/{g.domid}"
         assert xs.read(f"{d}/name") == b"pyxen-t-paused"
@@ -219,7 +220,7 @@ def test_cli_build_paused(xc, xs, guest_kit, guest_mod):
     import sys
     r = subprocess.run([sys.executable, "-m", "pyxen", "build", "--name", "pyxen-t-cli",
                         "--kernel", guest_kit["kernel"], "--ramdisk", guest_kit["ramdisk"],
-                        "--memory", "64", "--extra", "console=hvc0", "-p"],
+                        "--memory", "128", "--extra", "console=hvc0", "-p"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     domid = guest_mod.resolve("pyxen-t-cli", xs)
