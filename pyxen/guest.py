@@ -243,6 +243,14 @@ def remove_xenstore_entries(xs, domid: int, uuid: str | None = None) -> None:
     except _xenstore.XenStoreError:
         pass
     paths = [f"/local/domain/{domid}", f"/libxl/{domid}"]
+    try:
+        raw = xs.get(f"/local/domain/{domid}/console/backend")
+        be = raw.decode() if raw else ""
+    except _xenstore.XenStoreError:
+        be = ""
+    if be.startswith("/local/domain/") and "/backend/console/" in be:
+        paths.append(be.rsplit("/", 1)[0])  # .../backend/console/<domid>
+    paths.append(f"/local/domain/0/backend/console/{domid}")
     if vm and vm.startswith("/vm/"):
         paths.append(vm)
     if uuid:
@@ -457,61 +465,79 @@ NO = "n0"          # libxl's noperm: dom0 only
 
 
 def _write_entries(t, g: Guest) -> None:
-    """The xenstore entries libxl writes for a PV guest without devices (4.17:
-    libxl__domain_make, libxl__build_post, libxl__device_console_add)."""
+    """The xenstore entries libxl (4.17) writes for a PV guest with only its primary
+    console (libxl__domain_make, libxl__build_post, libxl__device_console_add): same
+    paths, values and permissions as ``xl create`` of the same guest."""
     d, spec = g.domid, g.spec
     dom, vm, lx = f"/local/domain/{d}", f"/vm/{spec.uuid}", f"/libxl/{d}"
+    cdom = g.console_domid
+    be = f"/local/domain/{cdom}/backend/console/{d}/0"
 
-    def node(path, perms, value=None):
-        if value is None:
-            t.mkdir(path)
-        else:
-            t.write(path, str(value))
-        t.set_permissions(path, perms.format(d=d))
+    def node(path, perms, value=""):
+        t.write(path, str(value))
+        t.set_permissions(path, perms.format(d=d, c=cdom))
 
-    for p in (dom, vm, lx):
+    for p in (dom, vm, lx, f"/local/domain/{cdom}/backend/console/{d}"):
         if t.exists(p):
             t.rm(p)
     node(dom, RO)
-    node(vm, NO)
+    node(vm, RO)
     node(lx, NO)
-    t.write(f"{dom}/vm", vm)
-    t.write(f"{dom}/name", spec.name)
-    t.write(f"{vm}/name", spec.name)
-    t.write(f"{vm}/uuid", spec.uuid)
-    t.write(f"{vm}/start_time", f"{time.time():.2f}")
-    t.write(f"{vm}/image/ostype", "linux")
-    t.write(f"{vm}/image/kernel", spec.kernel)
+    for k, v in (("vm", vm), ("name", spec.name), ("domid", d)):
+        node(f"{dom}/{k}", RO, v)
+    for k, v in (("name", spec.name), ("uuid", spec.uuid),
+                 ("start_time", f"{time.time():.2f}"), ("image", ""),
+                 ("image/ostype", "linux"), ("image/kernel", spec.kernel),
+                 ("image/cmdline", spec.full_cmdline)):
+        node(f"{vm}/{k}", RO, v)
     if spec.ramdisk:
-        t.write(f"{vm}/image/ramdisk", spec.ramdisk)
-    t.write(f"{vm}/image/cmdline", spec.full_cmdline)
-    t.write(f"{lx}/type", "pv")
+        node(f"{vm}/image/ramdisk", RO, spec.ramdisk)
+    for k, v in (("type", "pv"), ("dm-version", "qemu_xen")):
+        node(f"{lx}/{k}", NO, v)
     for k in ("on_poweroff", "on_reboot", "on_crash"):
-        t.write(f"{lx}/pyxen/{k}", Action(getattr(spec, k)).value)
-    t.write(f"{dom}/control/platform-feature-multiprocessor-suspend", "1")
-    t.write(f"{dom}/control/platform-feature-xs_reset_watches", "1")
-    node(f"{dom}/device", RO)
+        node(f"{lx}/pyxen/{k}", NO, Action(getattr(spec, k)).value)
     node(f"{dom}/control", RO)
+    for k in ("platform-feature-multiprocessor-suspend", "platform-feature-xs_reset_watches"):
+        node(f"{dom}/control/{k}", RO, "1")
     for k in ("shutdown", "feature-poweroff", "feature-reboot", "feature-suspend", "sysrq"):
-        node(f"{dom}/control/{k}", RW, "")
+        node(f"{dom}/control/{k}", RW)
+    node(f"{dom}/device", RO)
+    node(f"{dom}/device/suspend", RO)
+    node(f"{dom}/device/suspend/event-channel", RW)
     for k in ("data", "drivers", "feature", "attr", "error"):
         node(f"{dom}/{k}", RW)
     # libxl__build_post
-    t.write(f"{dom}/memory/static-max", str(spec.maxmem_mb * 1024))
-    t.write(f"{dom}/memory/target", str(spec.memory * 1024))
-    t.write(f"{dom}/memory/videoram", "-1")
-    t.write(f"{dom}/domid", str(d))
-    t.write(f"{dom}/store/port", str(g.store_port))
-    t.write(f"{dom}/store/ring-ref", str(g.store_mfn))
+    node(f"{dom}/memory", RO)
+    node(f"{dom}/memory/static-max", RO, spec.maxmem_mb * 1024)
+    node(f"{dom}/memory/target", RO, spec.memory * 1024)
+    node(f"{dom}/memory/videoram", RO, 0)
+    node(f"{dom}/store", RO)
+    node(f"{dom}/store/port", RO, g.store_port)
+    node(f"{dom}/store/ring-ref", RO, g.store_mfn)
+    node(f"{dom}/cpu", RO)
     for i in range(spec.vcpus):
-        t.write(f"{dom}/cpu/{i}/availability", "online")
-    # the primary console (frontend nodes; xenconsoled serves it and writes tty)
+        node(f"{dom}/cpu/{i}", RO)
+        node(f"{dom}/cpu/{i}/availability", RO, "online")
+    # the primary console: frontend (xenconsoled reads it and writes tty), backend,
+    # and libxl's record of the device (so xl destroy cleans it up as its own)
     c = f"{dom}/console"
     node(c, RO)
-    for k, v in (("frontend-id", d), ("backend-id", g.console_domid), ("limit", XENCONSOLE_LIMIT),
-                 ("type", "xenconsoled"), ("output", "pty"), ("tty", ""),
-                 ("port", g.console_port), ("ring-ref", g.console_mfn)):
+    node(f"{c}/backend", RO, be)
+    node(f"{c}/backend-id", "n{d} r{c}", cdom)
+    for k, v in (("limit", XENCONSOLE_LIMIT), ("type", "xenconsoled"), ("output", "pty"),
+                 ("tty", ""), ("port", g.console_port), ("ring-ref", g.console_mfn)):
         node(f"{c}/{k}", RO, v)
+    dev = (("frontend", c), ("frontend-id", d), ("online", 1), ("protocol", "vt100"),
+           ("state", 1))
+    node(f"/local/domain/{cdom}/backend/console/{d}", "n{c}")
+    node(be, "n{c} r{d}")
+    for k, v in dev:
+        node(f"{be}/{k}", "n{c} r{d}", v)
+    for p in (f"{lx}/device", f"{lx}/device/console", f"{lx}/device/console/0"):
+        node(p, NO)
+    node(f"{lx}/device/console/0/backend", NO, be)
+    for k, v in dev:
+        node(f"{lx}/device/console/0/{k}", NO, v)
 
 
 def build(spec: BuildSpec, *, xc=None, xs=None, check_memory: bool = True) -> Guest:

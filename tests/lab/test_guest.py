@@ -84,7 +84,12 @@ def test_paused_build_matches_xl_and_xenstore(xc, xs, spec, guest_mod):
         assert str(xs.get_permissions(d)) == f"n0 r{g.domid}"
         assert str(xs.get_permissions(f"{d}/control/shutdown")) == f"n{g.domid}"
         assert str(xs.get_permissions(f"{d}/data")) == f"n{g.domid}"
-        assert str(xs.get_permissions(f"/vm/{uid}")) == "n0"
+        assert str(xs.get_permissions(f"/vm/{uid}")) == f"n0 r{g.domid}"
+        assert str(xs.get_permissions(f"/libxl/{g.domid}")) == "n0"
+        assert str(xs.get_permissions(f"{d}/console/backend-id")) == f"n{g.domid} r0"
+        be = f"/local/domain/0/backend/console/{g.domid}/0"
+        assert xs.read(f"{d}/console/backend") == be.encode()
+        assert xs.read(f"{be}/frontend") == f"{d}/console".encode()
         assert xs.is_domain_introduced(g.domid)
         # xl's view of the same domain's xenstore home
         assert run_tool("xenstore-read", f"{d}/name").strip() == "pyxen-t-paused"
@@ -94,7 +99,50 @@ def test_paused_build_matches_xl_and_xenstore(xc, xs, spec, guest_mod):
         guest_mod.destroy(g.domid, xc=xc, xs=xs, uuid=uid)
     assert guest_mod.wait_gone(xc, g.domid, 20)
     assert not xs.exists(f"/local/domain/{g.domid}") and not xs.exists(f"/vm/{uid}")
+    assert not xs.exists(f"/libxl/{g.domid}") and not xs.exists(be)
     assert "pyxen-t-paused" not in xl_list()
+
+
+def test_xenstore_tree_matches_xl(xc, xs, spec, guest_mod, guest_kit, tmp_path):
+    """The same guest built by `xl create -p` and by pyxen: the same xenstore paths, the
+    same permissions, the same values where they do not depend on the build."""
+    cfg = tmp_path / "ref.cfg"
+    kernel, ramdisk = guest_kit["kernel"], guest_kit["ramdisk"]
+    cfg.write_text(f'name = "pyxen-t-xlref"\nkernel = "{kernel}"\nramdisk = "{ramdisk}"\n'
+                   'extra = "console=hvc0"\nmemory = 128\nvcpus = 1\n')
+    run_tool("xl", "create", "-p", str(cfg))
+    ref = guest_mod.resolve("pyxen-t-xlref", xs)
+    g = guest_mod.build(spec("pyxen-t-mine", paused=True), xc=xc, xs=xs)
+
+    def tree(domid):
+        import re
+        alias_id = lambda s: re.sub(rf"(?<![0-9]){domid}(?![0-9])", "ID", s)  # noqa: E731
+        out = {}
+        roots = [f"/local/domain/{domid}", f"/libxl/{domid}",
+                 f"/local/domain/0/backend/console/{domid}"]
+        vm = xs.read(f"/local/domain/{domid}/vm").decode()
+        for root, alias in [(r, alias_id(r)) for r in roots] + [(vm, "/vm/U")]:
+            for path, value in xs.walk(root):
+                key = alias + alias_id(path[len(root):])
+                perms = alias_id(str(xs.get_permissions(path)))
+                out[key] = (value, perms)
+        return out
+
+    try:
+        mine, theirs = tree(g.domid), tree(ref)
+    finally:
+        run_tool("xl", "destroy", "pyxen-t-xlref")
+        guest_mod.destroy(g.domid, xc=xc, xs=xs, uuid=g.uuid)
+    ours_only = {k for k in mine if "/pyxen" not in k} - set(theirs)
+    missing = set(theirs) - set(mine) - {"/local/domain/ID/console/tty"}
+    assert not missing and not ours_only, (sorted(missing), sorted(ours_only))
+    varying = ("ring-ref", "port", "name", "/vm", "uuid", "start_time", "domid", "frontend",
+               "backend", "tty")
+    for k, (value, perms) in theirs.items():
+        if k in mine:
+            assert mine[k][1] == perms, k
+            if not k.endswith(varying):
+                assert mine[k][0] == value, k
 
 
 def test_boot_marker_then_poweroff_destroys(xc, xs, spec, guest_mod):
