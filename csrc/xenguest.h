@@ -27,6 +27,8 @@ struct xc_dom_image *xc_dom_allocate(xc_interface *xch,
 void xc_dom_release(struct xc_dom_image *dom);
 int xc_dom_mem_init(struct xc_dom_image *dom, unsigned int mem_mb);
 int xc_dom_kernel_file(struct xc_dom_image *dom, const char *filename);
+int xc_dom_kernel_mem(struct xc_dom_image *dom, const void *mem,
+                      size_t memsize);
 int xc_dom_module_file(struct xc_dom_image *dom, const char *filename,
                        const char *cmdline);
 int xc_dom_parse_image(struct xc_dom_image *dom);

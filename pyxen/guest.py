@@ -20,7 +20,11 @@ from __future__ import annotations
 
 import enum
 import errno as _errno
+import lzma
 import os
+import struct
+import threading
+import zlib
 import select
 import termios
 import time
@@ -292,19 +296,82 @@ def destroy(domid: int, *, xc=None, xs=None, uuid: str | None = None) -> None:
             xs.close()
 
 
+# -- decompressed kernels ----------------------------------------------------------------
+
+_KERNELS: dict[tuple, bytes] = {}
+_KERNELS_LOCK = threading.Lock()
+
+
+def _bzimage_payload(data: bytes) -> bytes | None:
+    """The compressed ELF inside an x86 bzImage (boot protocol >= 2.08), else None."""
+    if len(data) < 0x250 or data[0x202:0x206] != b"HdrS":
+        return None
+    if struct.unpack_from("<H", data, 0x206)[0] < 0x208:
+        return None
+    setup_sects = data[0x1F1] or 4
+    offset, length = struct.unpack_from("<II", data, 0x248)
+    start = (setup_sects + 1) * 512 + offset
+    return data[start:start + length] if start + length <= len(data) else None
+
+
+def _decompress(payload: bytes) -> bytes | None:
+    try:
+        if payload[:6] == b"\xfd7zXZ\x00":
+            return lzma.LZMADecompressor(lzma.FORMAT_XZ).decompress(payload)
+        if payload[:2] == b"\x1f\x8b":
+            return zlib.decompressobj(31).decompress(payload)
+        if payload[:3] == b"\x5d\x00\x00":
+            return lzma.LZMADecompressor(lzma.FORMAT_ALONE).decompress(payload)
+    except (lzma.LZMAError, zlib.error, EOFError):
+        return None
+    return None  # zstd, lz4, lzo, bzip2: libxenguest decompresses those itself
+
+
+def kernel_image(path: str) -> bytes | None:
+    """The ELF kernel inside the bzImage at ``path``, decompressed once per file version
+    and kept in memory; None when libxenguest should read the file itself (an ELF
+    already, or a compression this does not handle). libxenguest's bzImage loader does
+    the same extraction on every build; handing it the ELF (``xc_dom_kernel_mem``)
+    skips that, which under emulation is most of a build's time."""
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    with _KERNELS_LOCK:
+        if key in _KERNELS:
+            return _KERNELS[key]
+    with open(path, "rb") as f:
+        data = f.read()
+    payload = _bzimage_payload(data)
+    elf = _decompress(payload) if payload else None
+    if elf is not None and elf[:4] != b"\x7fELF":
+        elf = None
+    if elf is not None:
+        with _KERNELS_LOCK:
+            for k in [k for k in _KERNELS if k[0] == key[0]]:
+                del _KERNELS[k]  # an older version of the same file
+            _KERNELS[key] = elf
+    return elf
+
+
+def clear_kernel_cache() -> None:
+    with _KERNELS_LOCK:
+        _KERNELS.clear()
+
+
 # -- the builder -------------------------------------------------------------------------
 
 
 class _Build:
     """One build attempt; ``run()`` returns a Guest or raises BuildError after rollback."""
 
-    def __init__(self, spec: BuildSpec, xc, xs, check_memory: bool = True):
+    def __init__(self, spec: BuildSpec, xc, xs, check_memory: bool = True,
+                 kernel_cache: bool = True):
         self.spec, self.xc, self.xs = spec, xc, xs
-        self.check_memory = check_memory
+        self.check_memory, self.kernel_cache = check_memory, kernel_cache
         self.domid: int | None = None
         self.step = "spec"
         self.wrote_xenstore = False
         self.timings: dict[str, float] = {}
+        self._last: float | None = None
 
     def _fail(self, reason: str, cause: BaseException | None = None,
               cls: type[BuildError] = BuildError) -> BuildError:
@@ -342,8 +409,11 @@ class _Build:
         wait_gone(self.xc, self.domid, 5.0)
 
     def _mark(self, step: str) -> None:
-        self.step = step
-        self.timings[step] = time.monotonic()
+        """Enter ``step``; ``timings`` collects each step's duration (seconds)."""
+        now = time.monotonic()
+        if self._last is not None:
+            self.timings[self.step] = self.timings.get(self.step, 0.0) + now - self._last
+        self.step, self._last = step, now
 
     def _run(self) -> "Guest":
         spec = self.spec
@@ -404,10 +474,9 @@ class _Build:
         if not spec.paused:
             self._mark("unpause")
             self.xc.unpause(domid)
-        self.timings = {k: v - t0 for k, v in self.timings.items()}
-        self.timings["total"] = time.monotonic() - t0
-        guest.timings.clear()
+        self._mark("done")
         guest.timings.update(self.timings)
+        guest.timings["total"] = time.monotonic() - t0
         return guest
 
     def _libxenguest(self, kernel, ramdisk, store_port, store_domid, console_port,
@@ -421,8 +490,15 @@ class _Build:
         if dom == ffi.NULL:
             self._xc_check(-1, "xc_dom_allocate")
         try:
-            self._mark("xc_dom_kernel_file")
-            self._xc_check(lib.xc_dom_kernel_file(dom, kernel.encode()), "xc_dom_kernel_file")
+            elf = kernel_image(kernel) if self.kernel_cache else None
+            if elf is not None:
+                self._mark("xc_dom_kernel_mem")
+                blob = ffi.from_buffer("char[]", elf)  # must outlive the build: not copied
+                self._xc_check(lib.xc_dom_kernel_mem(dom, blob, len(elf)), "xc_dom_kernel_mem")
+            else:
+                self._mark("xc_dom_kernel_file")
+                self._xc_check(lib.xc_dom_kernel_file(dom, kernel.encode()),
+                               "xc_dom_kernel_file")
             if ramdisk:
                 self._mark("xc_dom_module_file")
                 self._xc_check(lib.xc_dom_module_file(dom, ramdisk.encode(), ffi.NULL),
@@ -467,86 +543,80 @@ NO = "n0"          # libxl's noperm: dom0 only
 def _write_entries(t, g: Guest) -> None:
     """The xenstore entries libxl (4.17) writes for a PV guest with only its primary
     console (libxl__domain_make, libxl__build_post, libxl__device_console_add): same
-    paths, values and permissions as ``xl create`` of the same guest."""
+    paths, values and permissions as ``xl create`` of the same guest.
+
+    xenstored gives a node created by dom0 its parent's permissions, so permissions are
+    set only where they differ from the parent's (each xenstore request costs a round
+    trip to xenstored, which dominates this step)."""
     d, spec = g.domid, g.spec
     dom, vm, lx = f"/local/domain/{d}", f"/vm/{spec.uuid}", f"/libxl/{d}"
     cdom = g.console_domid
     be = f"/local/domain/{cdom}/backend/console/{d}/0"
 
-    def node(path, perms, value=""):
+    def node(path, value="", perms=None):
         t.write(path, str(value))
-        t.set_permissions(path, perms.format(d=d, c=cdom))
+        if perms is not None:
+            t.set_permissions(path, perms.format(d=d, c=cdom))
 
     for p in (dom, vm, lx, f"/local/domain/{cdom}/backend/console/{d}"):
-        if t.exists(p):
+        try:
             t.rm(p)
-    node(dom, RO)
-    node(vm, RO)
-    node(lx, NO)
-    for k, v in (("vm", vm), ("name", spec.name), ("domid", d)):
-        node(f"{dom}/{k}", RO, v)
-    for k, v in (("name", spec.name), ("uuid", spec.uuid),
-                 ("start_time", f"{time.time():.2f}"), ("image", ""),
-                 ("image/ostype", "linux"), ("image/kernel", spec.kernel),
-                 ("image/cmdline", spec.full_cmdline)):
-        node(f"{vm}/{k}", RO, v)
-    if spec.ramdisk:
-        node(f"{vm}/image/ramdisk", RO, spec.ramdisk)
-    for k, v in (("type", "pv"), ("dm-version", "qemu_xen")):
-        node(f"{lx}/{k}", NO, v)
-    for k in ("on_poweroff", "on_reboot", "on_crash"):
-        node(f"{lx}/pyxen/{k}", NO, Action(getattr(spec, k)).value)
-    node(f"{dom}/control", RO)
-    for k in ("platform-feature-multiprocessor-suspend", "platform-feature-xs_reset_watches"):
-        node(f"{dom}/control/{k}", RO, "1")
-    for k in ("shutdown", "feature-poweroff", "feature-reboot", "feature-suspend", "sysrq"):
-        node(f"{dom}/control/{k}", RW)
-    node(f"{dom}/device", RO)
-    node(f"{dom}/device/suspend", RO)
-    node(f"{dom}/device/suspend/event-channel", RW)
-    for k in ("data", "drivers", "feature", "attr", "error"):
-        node(f"{dom}/{k}", RW)
-    # libxl__build_post
-    node(f"{dom}/memory", RO)
-    node(f"{dom}/memory/static-max", RO, spec.maxmem_mb * 1024)
-    node(f"{dom}/memory/target", RO, spec.memory * 1024)
-    node(f"{dom}/memory/videoram", RO, 0)
-    node(f"{dom}/store", RO)
-    node(f"{dom}/store/port", RO, g.store_port)
-    node(f"{dom}/store/ring-ref", RO, g.store_mfn)
-    node(f"{dom}/cpu", RO)
+        except _xenstore.XenStoreNotFound:
+            pass
+    node(dom, perms=RO)                    # everything below inherits n0 r<domid>
+    node(vm, perms=RO)
+    node(lx, perms=NO)
+    for k, v in (("vm", vm), ("name", spec.name), ("domid", d),
+                 ("control/platform-feature-multiprocessor-suspend", 1),
+                 ("control/platform-feature-xs_reset_watches", 1),
+                 # libxl__build_post
+                 ("memory/static-max", spec.maxmem_mb * 1024),
+                 ("memory/target", spec.memory * 1024), ("memory/videoram", 0),
+                 ("store/port", g.store_port), ("store/ring-ref", g.store_mfn)):
+        node(f"{dom}/{k}", v)
     for i in range(spec.vcpus):
-        node(f"{dom}/cpu/{i}", RO)
-        node(f"{dom}/cpu/{i}/availability", RO, "online")
+        node(f"{dom}/cpu/{i}/availability", "online")
+    for k in ("control/shutdown", "control/feature-poweroff", "control/feature-reboot",
+              "control/feature-suspend", "control/sysrq", "device/suspend/event-channel",
+              "data", "drivers", "feature", "attr", "error"):
+        node(f"{dom}/{k}", perms=RW)       # the guest's own nodes
+    for k, v in (("name", spec.name), ("uuid", spec.uuid),
+                 ("start_time", f"{time.time():.2f}"), ("image/ostype", "linux"),
+                 ("image/kernel", spec.kernel), ("image/cmdline", spec.full_cmdline)):
+        node(f"{vm}/{k}", v)
+    if spec.ramdisk:
+        node(f"{vm}/image/ramdisk", spec.ramdisk)
+    for k in ("on_poweroff", "on_reboot", "on_crash"):
+        node(f"{lx}/pyxen/{k}", Action(getattr(spec, k)).value)
     # the primary console: frontend (xenconsoled reads it and writes tty), backend,
     # and libxl's record of the device (so xl destroy cleans it up as its own)
     c = f"{dom}/console"
-    node(c, RO)
-    node(f"{c}/backend", RO, be)
-    node(f"{c}/backend-id", "n{d} r{c}", cdom)
-    for k, v in (("limit", XENCONSOLE_LIMIT), ("type", "xenconsoled"), ("output", "pty"),
-                 ("tty", ""), ("port", g.console_port), ("ring-ref", g.console_mfn)):
-        node(f"{c}/{k}", RO, v)
+    node(f"{c}/backend-id", cdom, perms="n{d} r{c}")
+    for k, v in (("backend", be), ("limit", XENCONSOLE_LIMIT), ("type", "xenconsoled"),
+                 ("output", "pty"), ("tty", ""), ("port", g.console_port),
+                 ("ring-ref", g.console_mfn)):
+        node(f"{c}/{k}", v)
     dev = (("frontend", c), ("frontend-id", d), ("online", 1), ("protocol", "vt100"),
            ("state", 1))
-    node(f"/local/domain/{cdom}/backend/console/{d}", "n{c}")
-    node(be, "n{c} r{d}")
+    node(be, perms="n{c} r{d}")
     for k, v in dev:
-        node(f"{be}/{k}", "n{c} r{d}", v)
-    for p in (f"{lx}/device", f"{lx}/device/console", f"{lx}/device/console/0"):
-        node(p, NO)
-    node(f"{lx}/device/console/0/backend", NO, be)
-    for k, v in dev:
-        node(f"{lx}/device/console/0/{k}", NO, v)
+        node(f"{be}/{k}", v)
+    for k, v in (("type", "pv"), ("dm-version", "qemu_xen"),
+                 ("device/console/0/backend", be)) + tuple(
+                     (f"device/console/0/{k}", v) for k, v in dev):
+        node(f"{lx}/{k}", v)
 
 
-def build(spec: BuildSpec, *, xc=None, xs=None, check_memory: bool = True) -> Guest:
+def build(spec: BuildSpec, *, xc=None, xs=None, check_memory: bool = True,
+          kernel_cache: bool = True) -> Guest:
     """Build (and unless ``spec.paused`` start) a PV guest in-process; returns a Guest.
 
     ``xc``/``xs``: open :mod:`pyxen.ctrl` / :mod:`pyxen.xenstore` handles to use (opened
     and closed here when omitted). ``check_memory=False`` skips the comparison with the
     hypervisor's free memory (the hypervisor's own refusal is then mapped to
-    InsufficientMemoryError). Raises BuildError (``.step``, ``.reason``) after
+    InsufficientMemoryError). ``kernel_cache``: hand libxenguest the bzImage's ELF
+    decompressed once per kernel file (:func:`kernel_image`) instead of the file, which
+    it would decompress on every build. Raises BuildError (``.step``, ``.reason``) after
     destroying whatever was built.
     """
     if not isinstance(spec, BuildSpec):
@@ -561,7 +631,7 @@ def build(spec: BuildSpec, *, xc=None, xs=None, check_memory: bool = True) -> Gu
             xc.close()
         raise
     try:
-        return _Build(spec, xc, xs, check_memory).run()
+        return _Build(spec, xc, xs, check_memory, kernel_cache).run()
     finally:
         if own_xc:
             xc.close()

@@ -82,3 +82,33 @@ def test_cli_verbs_parse():
                                    "--on-reboot", "preserve"])
     assert a.paused and a.on_reboot == "preserve" and a.on_poweroff == "destroy"
     assert build_parser().parse_args(["console", "7"]).domain == "7"
+
+
+def _bzimage(elf: bytes, tmp_path):
+    """A minimal x86 bzImage: boot sector + setup header (2.08) + xz payload."""
+    import lzma
+    import struct
+    payload = lzma.compress(elf, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32)
+    setup_sects = 1
+    head = bytearray(512 * (setup_sects + 1))
+    head[0x1F1] = setup_sects
+    head[0x202:0x206] = b"HdrS"
+    struct.pack_into("<H", head, 0x206, 0x20F)
+    struct.pack_into("<II", head, 0x248, 16, len(payload))
+    path = tmp_path / "vmlinuz"
+    path.write_bytes(bytes(head) + b"\0" * 16 + payload + b"trailer")
+    return path
+
+
+def test_kernel_image_extracts_and_caches(tmp_path):
+    elf = b"\x7fELF" + bytes(range(256)) * 40
+    path = _bzimage(elf, tmp_path)
+    guest.clear_kernel_cache()
+    assert guest.kernel_image(str(path)) == elf
+    assert guest.kernel_image(str(path)) is guest.kernel_image(str(path))  # cached
+    plain = tmp_path / "vmlinux"
+    plain.write_bytes(elf)
+    assert guest.kernel_image(str(plain)) is None       # already ELF: libxenguest reads it
+    notelf = _bzimage(b"MZ not an elf", tmp_path)
+    assert guest.kernel_image(str(notelf)) is None
+    guest.clear_kernel_cache()
