@@ -136,7 +136,8 @@ def test_xenstore_tree_matches_xl(xc, xs, spec, guest_mod, guest_kit, tmp_path):
     ours_only = {k for k in mine if "/pyxen" not in k} - set(theirs)
     missing = set(theirs) - set(mine) - {"/local/domain/ID/console/tty"}
     assert not missing and not ours_only, (sorted(missing), sorted(ours_only))
-    varying = ("ring-ref", "port", "name", "/vm", "uuid", "start_time", "domid", "frontend",
+    varying = ("ring-ref", "port", "name", "/vm", "uuid", "start_time", "domid", "frontend-id",
+               "frontend",
                "backend", "tty")
     for k, (value, perms) in theirs.items():
         if k in mine:
