@@ -137,8 +137,7 @@ def test_xenstore_tree_matches_xl(xc, xs, spec, guest_mod, guest_kit, tmp_path):
     missing = set(theirs) - set(mine) - {"/local/domain/ID/console/tty"}
     assert not missing and not ours_only, (sorted(missing), sorted(ours_only))
     varying = ("ring-ref", "port", "name", "/vm", "uuid", "start_time", "domid", "frontend-id",
-               "frontend",
-               "backend", "tty")
+               "frontend", "backend", "tty")
     for k, (value, perms) in theirs.items():
         if k in mine:
             assert mine[k][1] == perms, k
