@@ -490,7 +490,10 @@ class _Build:
         if dom == ffi.NULL:
             self._xc_check(-1, "xc_dom_allocate")
         try:
-            elf = kernel_image(kernel) if self.kernel_cache else None
+            elf = None
+            if self.kernel_cache:
+                self._mark("kernel_image")
+                elf = kernel_image(kernel)
             if elf is not None:
                 self._mark("xc_dom_kernel_mem")
                 blob = ffi.from_buffer("char[]", elf)  # must outlive the build: not copied
