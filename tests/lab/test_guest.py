@@ -277,3 +277,55 @@ def test_cli_build_paused(xc, xs, guest_kit, guest_mod):
     r = subprocess.run([sys.executable, "-m", "pyxen", "build", "--name", "pyxen-t-cli2",
                         "--kernel", "/nonexistent"], capture_output=True, text=True)
     assert r.returncode == 1 and "check_files" in r.stderr
+
+
+def test_cli_console_interactive_ctrl_bracket_leaves(xc, xs, spec, guest_mod):
+    """`pyxen console NAME` on a terminal: shows the guest's console, Ctrl-] leaves."""
+    import pty
+    import select
+    import subprocess
+    import sys
+    g = guest_mod.build(spec("pyxen-t-console", "pyxen.action=wait pyxen.marker=CONSOLE-MARK"),
+                        xc=xc, xs=xs)
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "pyxen", "console", "pyxen-t-console"],
+                         stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    seen = b""
+    try:
+        end = time.monotonic() + BOOT_TIMEOUT
+        while b"CONSOLE-MARK" not in seen and time.monotonic() < end:
+            r, _, _ = select.select([master], [], [], 1)
+            if r:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:
+                    break
+        assert b"CONSOLE-MARK" in seen, seen[-2000:]
+        os.write(master, b"\x1d")
+        assert p.wait(timeout=30) == 0
+        assert xc.domain(g.domid).running or xc.domain(g.domid).blocked  # still up
+    finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(master)
+        guest_mod.destroy(g.domid, xc=xc, xs=xs, uuid=g.uuid)
+    assert guest_mod.wait_gone(xc, g.domid, 20)
+
+
+def test_crash_preserve_keeps_domain(xc, xs, spec, guest_mod):
+    g = guest_mod.build(spec("pyxen-t-crash", "pyxen.action=crash", on_crash="preserve"),
+                        xc=xc, xs=xs)
+    try:
+        with guest_mod.Supervisor(xc=xc, xs=xs) as sup:
+            sup.add(g)
+            events = sup.run(until=lambda evs: len(evs) >= 1, timeout=BOOT_TIMEOUT)
+        assert [(e.domid, e.reason, e.action.value) for e in events] == \
+            [(g.domid, "crash", "preserve")], events
+        info = xc.domain(g.domid)
+        assert info.crashed and info.state[4] == "c"
+        assert xl_list()["pyxen-t-crash"][3] == info.state
+        assert xs.read(f"/local/domain/{g.domid}/name") == b"pyxen-t-crash"
+    finally:
+        guest_mod.destroy(g.domid, xc=xc, xs=xs, uuid=g.uuid)
+    assert guest_mod.wait_gone(xc, g.domid, 20)
