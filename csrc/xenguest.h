@@ -1,5 +1,47 @@
-/* libxenguest (xenguest.h), trimmed: the domain builder's entry points. */
-struct xc_dom_image;
+/* libxenguest (xenguest.h), trimmed: the domain builder's entry points.
+ * struct xc_dom_image is declared partially ("...;"): the C compiler fixes the offsets of
+ * the fields pyxen reads and writes. */
+typedef int... xen_pfn_t;
+
+struct xc_dom_image {
+    /* misc xen domain config stuff */
+    unsigned long flags;
+    unsigned int console_evtchn;
+    unsigned int xenstore_evtchn;
+    uint32_t console_domid;
+    uint32_t xenstore_domid;
+    uint32_t guest_domid;
+    int claim_enabled;
+    /* memory layout, filled in by the build */
+    xen_pfn_t console_pfn;
+    xen_pfn_t xenstore_pfn;
+    xen_pfn_t total_pages;
+    const char *guest_type;
+    /* Number of vCPUs */
+    unsigned int max_vcpus;
+    ...;
+};
+
 struct xc_dom_image *xc_dom_allocate(xc_interface *xch,
                                      const char *cmdline, const char *features);
 void xc_dom_release(struct xc_dom_image *dom);
+int xc_dom_mem_init(struct xc_dom_image *dom, unsigned int mem_mb);
+int xc_dom_kernel_file(struct xc_dom_image *dom, const char *filename);
+int xc_dom_kernel_mem(struct xc_dom_image *dom, const void *mem,
+                      size_t memsize);
+int xc_dom_module_file(struct xc_dom_image *dom, const char *filename,
+                       const char *cmdline);
+int xc_dom_parse_image(struct xc_dom_image *dom);
+int xc_dom_build_image(struct xc_dom_image *dom);
+int xc_dom_boot_xen_init(struct xc_dom_image *dom, xc_interface *xch,
+                         uint32_t domid);
+int xc_dom_boot_mem_init(struct xc_dom_image *dom);
+int xc_dom_boot_image(struct xc_dom_image *dom);
+int xc_dom_gnttab_init(struct xc_dom_image *dom);
+bool xc_dom_translated(const struct xc_dom_image *dom);
+/* static inline in xenguest.h: the guest frame -> machine frame of an x86 PV guest */
+xen_pfn_t xc_dom_p2m(struct xc_dom_image *dom, xen_pfn_t pfn);
+
+/* libxenctrl calls only the domain builder needs (declared here to keep xenctrl.h lean) */
+int xc_domain_set_memmap_limit(xc_interface *xch, uint32_t domid,
+                               unsigned long map_limitkb);

@@ -14,7 +14,7 @@ import sys
 
 from ..errors import PyxenError, XenUnavailableError
 
-AREAS = ("host", "xenstore", "light")
+AREAS = ("host", "xenstore", "light", "guest")
 
 
 def print_json(obj) -> None:

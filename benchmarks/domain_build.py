@@ -1,0 +1,150 @@
+"""Domain build speed: pyxen's in-process PV build against ``xl create -p``, and how
+pyxen's build time scales over 50 domains, in the lab dom0.
+
+    python3 -m pyxen.lab run -- python3 benchmarks/domain_build.py --json
+
+* pv_create_vs_xl: create-to-paused time of the lab guest kit (Debian kernel + busybox
+  initramfs) built by pyxen.guest.build(paused=True) against ``xl create -p`` of the
+  same guest (a config file with the same kernel, ramdisk, extra, memory, vcpus);
+  interleaved rounds, best round each; ratio = pyxen / xl. Goal 0.3.
+* nth_over_first_at_50: 50 paused minimal PV domains (benchmarks/_minipv.py, 16 MiB)
+  built one after another by pyxen while all stay alive; ratio = the 50th build's time /
+  the 1st's. Goal 1.2 (LightVM, SOSP'17, showed xl growing super-linearly).
+
+Timings are never asserted: this prints a table and, with --json, one JSON line last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(1, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import Rounds, print_json, result, table  # noqa: E402
+import _minipv  # noqa: E402
+
+import pyxen.ctrl as C  # noqa: E402
+import pyxen.guest as G  # noqa: E402
+import pyxen.xenstore as X  # noqa: E402
+
+KIT = "/usr/share/pyxen-lab/guest"
+EXTRA = "console=hvc0 pyxen.action=wait"
+
+
+def xl_config(path: str, name: str, memory: int) -> str:
+    with open(path, "w") as f:
+        f.write(f'name = "{name}"\nkernel = "{KIT}/vmlinuz"\nramdisk = "{KIT}/initrd.cpio.gz"\n'
+                f'extra = "{EXTRA}"\nmemory = {memory}\nvcpus = 1\n'
+                'on_poweroff = "destroy"\non_reboot = "destroy"\non_crash = "destroy"\n')
+    return path
+
+
+def time_pyxen(xc, xs, memory: int, steps: dict | None = None) -> float:
+    spec = G.BuildSpec(name="bench-pyxen", kernel=f"{KIT}/vmlinuz",
+                       ramdisk=f"{KIT}/initrd.cpio.gz", cmdline=EXTRA, memory=memory,
+                       paused=True)
+    t0 = time.perf_counter()
+    g = G.build(spec, xc=xc, xs=xs)
+    dt = time.perf_counter() - t0
+    if steps is not None:
+        steps.clear()
+        steps.update(g.timings)
+    G.destroy(g.domid, xc=xc, xs=xs, uuid=g.uuid)
+    G.wait_gone(xc, g.domid, 30)
+    return dt
+
+
+def time_xl(cfg: str) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(["xl", "create", "-p", "-q", cfg], check=True, capture_output=True)
+    dt = time.perf_counter() - t0
+    subprocess.run(["xl", "destroy", "bench-xl"], check=True, capture_output=True)
+    return dt
+
+
+def scaling(xc, xs, count: int, memory: int, kernel: str) -> list[float]:
+    times, built = [], []
+    try:
+        for i in range(count):
+            spec = G.BuildSpec(name=f"bench-mini-{i}", kernel=kernel, memory=memory,
+                               paused=True)
+            t0 = time.perf_counter()
+            g = G.build(spec, xc=xc, xs=xs)
+            times.append(time.perf_counter() - t0)
+            built.append(g)
+    finally:
+        for g in built:
+            G.destroy(g.domid, xc=xc, xs=xs, uuid=g.uuid)
+        for g in built:
+            G.wait_gone(xc, g.domid, 30)
+    return times
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print the JSON results line last")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--memory", type=int, default=128, help="MiB of the kit guest")
+    ap.add_argument("--count", type=int, default=50)
+    ap.add_argument("--mini-memory", type=int, default=16)
+    args = ap.parse_args()
+
+    results = []
+    with C.open() as xc, X.open() as xs, tempfile.TemporaryDirectory() as tmp:
+        cfg = xl_config(os.path.join(tmp, "bench.cfg"), "bench-xl", args.memory)
+        # round 0: pyxen with a cold kernel cache (libxenguest-equivalent decompression
+        # of the bzImage in this process); then interleaved rounds, pyxen warm
+        G.clear_kernel_cache()
+        cold_steps: dict = {}
+        cold = time_pyxen(xc, xs, args.memory, cold_steps)
+        r = Rounds(args.rounds)
+        warm_steps: dict = {}
+        for _ in range(args.rounds):
+            r.add("pv_create", "xl", time_xl(cfg))
+            r.add("pv_create", "pyxen", time_pyxen(xc, xs, args.memory, warm_steps))
+        p, x = r.best("pv_create", "pyxen"), r.best("pv_create", "xl")
+        fmt = lambda d: ", ".join(f"{k} {v:.2f}" for k, v in d.items() if v >= 0.05)  # noqa
+        print("pyxen cold build steps (s):", fmt(cold_steps))
+        print("pyxen warm build steps (s):", fmt(warm_steps))
+        rows = [["pv_create warm (best)", f"{p:.3f}s", f"{x:.3f}s", f"{p / x:.3f}"],
+                ["pv_create warm (median)", f"{r.median('pv_create', 'pyxen'):.3f}s",
+                 f"{r.median('pv_create', 'xl'):.3f}s",
+                 f"{r.median('pv_create', 'pyxen') / r.median('pv_create', 'xl'):.3f}"],
+                ["pv_create cold (1 run)", f"{cold:.3f}s", f"{x:.3f}s", f"{cold / x:.3f}"]]
+        results.append(result("pv_create_vs_xl", p / x, 0.3,
+                              f"create-to-paused, {args.memory} MiB kit guest, best of "
+                              f"{args.rounds}: pyxen {p:.3f}s (kernel ELF cached in the "
+                              f"process), xl create -p {x:.3f}s"))
+        results.append(result("pv_create_cold_vs_xl", cold / x, 0.3,
+                              f"first pyxen build in a fresh process (bzImage decompressed "
+                              f"by pyxen) {cold:.3f}s vs xl create -p best {x:.3f}s"))
+
+        kernel = _minipv.write(os.path.join(tmp, "minipv.elf"))
+        times = scaling(xc, xs, args.count, args.mini_memory, kernel)
+        n = len(times)
+        first5, last5 = statistics.mean(times[:5]), statistics.mean(times[-5:])
+        print("per-domain build times (s):", " ".join(f"{t:.3f}" for t in times))
+        rows.append([f"build #1 / #{n}", f"{times[0]:.3f}s", f"{times[-1]:.3f}s",
+                     f"{times[-1] / times[0]:.3f}"])
+        rows.append([f"mean of first 5 / last 5", f"{first5:.3f}s", f"{last5:.3f}s",
+                     f"{last5 / first5:.3f}"])
+        results.append(result(f"nth_over_first_at_{n}", times[-1] / times[0], 1.2,
+                              f"{n} paused minimal PV domains ({args.mini_memory} MiB) "
+                              f"built by pyxen one after another: 1st {times[0]:.3f}s, "
+                              f"{n}th {times[-1]:.3f}s, mean {statistics.mean(times):.3f}s, "
+                              f"max {max(times):.3f}s; last5/first5 {last5 / first5:.3f}"))
+    print(table(rows, ["measure", "pyxen / first", "xl / last", "ratio"]))
+    if args.json:
+        print_json(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
