@@ -289,6 +289,11 @@ def test_eight_writers_thousand_increments_exact_total(base):
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(writers)]
     for th in threads:
         th.start()
+    with X.open() as mon:
+        while any(th.is_alive() for th in threads):
+            threads[0].join(30)
+            print(f"  [{time.monotonic() - t0:5.0f}s] counter={mon.read(node).decode()} "
+                  f"attempts={sum(attempts)}", flush=True)
     for th in threads:
         th.join()
     dt = time.monotonic() - t0
