@@ -417,7 +417,8 @@ class XenStore(Handle):
             _raise("xs_mkdir", path)
 
     def rm(self, path, tx: int = 0) -> None:
-        """``xs_rm``: remove the node and everything under it. Missing → XenStoreNotFound."""
+        """``xs_rm``: remove the node and everything under it. xenstored (oxenstored and C)
+        treats removing a node that is not there as success."""
         if not _lib.xs_rm(self._p(), tx, _p2b(path)):
             _raise("xs_rm", path)
 
