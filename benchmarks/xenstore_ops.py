@@ -222,7 +222,7 @@ def main() -> int:
             for name, ops in impls.items():
                 if ops and op in ops:
                     n = args.subprocess_n if name == "subprocess" else args.n
-                    ops[op](5)                                  # warm up
+                    ops[op](1 if name == "subprocess" else 5)     # warm up
                     r.add(op, name, per_op(ops[op], n))
             if c is not None:
                 r.add(op, "c", c.time(op, args.n))

@@ -417,7 +417,8 @@ class XenStore(Handle):
             _raise("xs_mkdir", path)
 
     def rm(self, path, tx: int = 0) -> None:
-        """``xs_rm``: remove the node and everything under it. Missing → XenStoreNotFound."""
+        """``xs_rm``: remove the node and everything under it. xenstored (oxenstored and C)
+        treats removing a node that is not there as success."""
         if not _lib.xs_rm(self._p(), tx, _p2b(path)):
             _raise("xs_rm", path)
 
@@ -518,8 +519,8 @@ class XenStore(Handle):
                      backoff: float = 0.002) -> "Attempts":
         """Attempts of one retried transaction: ``for a in xs.transactions(): with a as t:``.
         The block reruns on EAGAIN; after ``max_attempts`` conflicts the loop raises
-        TransactionRetriesExhausted. ``backoff``: the first retry's mean delay (seconds),
-        doubling per retry up to 50 ms, randomized."""
+        TransactionRetriesExhausted. Before retry k the loop sleeps a random time up to
+        ``max(backoff, duration of the last attempt) * 2**(k-2)`` (the factor capped at 32)."""
         return Attempts(self, max_attempts or self.max_attempts, backoff)
 
     def transact(self, fn: Callable[["Transaction"], Any], *, max_attempts: int | None = None,
@@ -799,14 +800,18 @@ class Attempts:
         self.attempts = 0
 
     def __iter__(self) -> Iterator[Attempt]:
-        delay = self.backoff
+        dur = 0.0
         for number in range(1, self.max_attempts + 1):
-            if number > 1 and delay > 0:
-                time.sleep(random.uniform(0, 2 * delay))
-                delay = min(delay * 2, 0.05)
+            if number > 1 and self.backoff > 0:
+                # randomized exponential back-off, scaled by how long an attempt takes
+                # here (on a slow machine a fixed delay is far too short to help)
+                span = max(self.backoff, dur) * (1 << min(number - 2, 5))
+                time.sleep(random.uniform(0, span))
             a = Attempt(self.xs, number)
             self.attempts = number
+            t0 = time.monotonic()
             yield a
+            dur = time.monotonic() - t0
             if a.outcome is None:
                 raise RuntimeError("use each attempt as `with attempt as t:` inside the loop")
             if a.outcome != "conflict":

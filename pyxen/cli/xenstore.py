@@ -27,7 +27,6 @@ def register(sub) -> None:
 
     rm = xsub.add_parser("rm", help="remove PATHs and everything under them")
     rm.add_argument("paths", nargs="+", metavar="PATH")
-    rm.add_argument("-f", "--force", action="store_true", help="ignore missing paths")
     rm.set_defaults(func=cmd_rm)
 
     wa = xsub.add_parser("watch", help="print PATH<TAB>TOKEN for each change under PATHs")
@@ -101,11 +100,7 @@ def cmd_rm(args) -> int:
     from .. import xenstore
     with xenstore.open() as xs:
         for path in args.paths:
-            try:
-                xs.rm(path)
-            except xenstore.XenStoreNotFound:
-                if not args.force:
-                    raise
+            xs.rm(path)
     return 0
 
 

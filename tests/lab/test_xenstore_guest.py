@@ -87,6 +87,7 @@ def _payload(base: str) -> bytes:
 
 def _console(name, sink):
     """Collect the guest's console through `xl console` on a pty (diagnostics only)."""
+    os.makedirs("/run/lock", exist_ok=True)      # xenconsole's lock directory
     master, slave = pty.openpty()
     p = subprocess.Popen(["xl", "console", name], stdin=slave, stdout=slave, stderr=slave)
     os.close(slave)
@@ -134,13 +135,14 @@ def test_unprivileged_guest_gets_permission_errors(xs, guest_kit, tmp_path):
         subprocess.run(["xl", "unpause", name], check=True)
         t0 = time.monotonic()
         raw = None
-        for ev in xs.events(timeout=240):
+        for ev in xs.events(timeout=360):
             raw = xs.get(result_path)
             if raw:
                 break
         elapsed = time.monotonic() - t0
-        assert raw, f"no result from the guest after {elapsed:.0f}s; console:\n" + \
-            "".join(console)[-4000:]
+        xl_list = subprocess.run(["xl", "list"], capture_output=True, text=True).stdout
+        assert raw, (f"no result from the guest after {elapsed:.0f}s; xl list:\n{xl_list}"
+                     "console:\n" + "".join(console)[-4000:])
         r = json.loads(raw)
         print(f"\nguest {domid} answered after {elapsed:.1f}s: {r}")
         assert r["domid"] == domid and r["home"] == f"/local/domain/{domid}"

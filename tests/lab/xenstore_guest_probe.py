@@ -41,6 +41,8 @@ def main(base: str) -> dict:
 
 if __name__ == "__main__":
     if sys.argv[1] == "--list-files":
+        import pyxen._native
+        pyxen._native.xen()          # the compiled extension loads lazily: load it here
         for m in list(sys.modules.values()):
             f = getattr(m, "__file__", None)
             if f:
