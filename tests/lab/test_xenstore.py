@@ -552,12 +552,12 @@ def test_domain_lifecycle_with_a_real_guest(xs, guest_kit, tmp_path):
         xs.set_target(domid, 0)
         mfn = int(xs.read(f"{home}/store/ring-ref"))
         port = int(xs.read(f"{home}/store/port"))
+        assert mfn > 0 and port > 0
         xs.release_domain(domid)
         _drain(xs, ["@releaseDomain"])
         assert not xs.is_domain_introduced(domid)
-        xs.introduce_domain(domid, mfn, port)
-        _drain(xs, ["@introduceDomain"])
-        assert xs.is_domain_introduced(domid)
+        # introduce_domain of a fresh domain is exercised by pyxen.guest's build
+        # (tests/lab/test_guest.py); oxenstored refuses to re-introduce a released one.
     finally:
         subprocess.run(["xl", "destroy", name], check=False)
     _drain(xs, ["@releaseDomain"], timeout=30)
