@@ -119,7 +119,7 @@ def cmd_list(args) -> int:
 
 def cmd_demo(args) -> int:
     print("== pyxen demo: inside a Xen dom0 ==")
-    print("-- CPUID as the dom0 sees it (Xen hides VT-x/AMD-V from PV guests) --")
+    print("-- pyxen virt-caps: can this host run HVM guests, and why --")
     cmd_virt_caps(args.__class__(json=False))
     print("-- pyxen info (libxenctrl, in-process) --")
     cmd_info(args.__class__(json=False))
