@@ -663,15 +663,16 @@ class Ctrl(Handle):
         ``/local/domain/<domid>/memory/target`` = target, which the guest's balloon
         driver honours (``xs_write``)."""
         from . import xenstore
-        ffi, lib = xen()
         if target_kb < 0:
             raise _error(_errno.EINVAL, "xs_write", domid, detail="target_kb < 0")
         self.set_max_memory(domid, target_kb + MAXMEM_SLACK_KB if max_kb is None else max_kb)
         path = f"/local/domain/{domid}/memory/target"
         data = str(int(target_kb)).encode()
         with xenstore.open() as xs:
-            if not lib.xs_write(xs._p(), 0, path.encode(), data, len(data)):
-                raise _error(ffi.errno or _errno.EIO, "xs_write", domid, detail=path)
+            try:
+                xs.write(path, data)
+            except xenstore.XenStoreError as e:
+                raise _error(e.errno or _errno.EIO, "xs_write", domid, detail=path) from e
 
     # -- vCPUs --------------------------------------------------------------------------
 
