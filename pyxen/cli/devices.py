@@ -54,6 +54,11 @@ def _dev():
     return devices.Devices()
 
 
+def _join(items: list[str]) -> str:
+    """xl passes each argument to the parser as its own item; items may end in commas."""
+    return ",".join(x.strip().strip(",").strip() for x in items if x.strip(" ,"))
+
+
 def _kw(args) -> dict:
     return {"timeout": args.timeout} if getattr(args, "timeout", None) is not None else {}
 
@@ -67,7 +72,7 @@ def _libxl_domid(ctx, dom: str) -> int:
 
 
 def cmd_block_attach(args) -> int:
-    spec = ",".join(args.spec)
+    spec = _join(args.spec)
     if args.libxl:
         from .. import light
         with light.open() as ctx:
@@ -136,7 +141,7 @@ def cmd_block_detach(args) -> int:
 
 
 def cmd_network_attach(args) -> int:
-    spec = ",".join(args.spec)
+    spec = _join(args.spec)
     with _dev() as d:
         info = d.attach_nic(args.domain, spec, **_kw(args))
     if args.json:

@@ -408,6 +408,9 @@ def test_cli(guest, xs):
                                 "BE-path"]
     xl = xl_block_rows(NAME)
     assert {int(l.split()[0]): l.split() for l in lines[1:]} == xl
+    r = pyxen_cli("block-list", NAME, "--libxl")       # the same, through libxl
+    assert r.returncode == 0, r.stderr
+    assert {int(l.split()[0]): l.split() for l in r.stdout.splitlines()[1:]} == xl
     r = pyxen_cli("block-attach", NAME, f"format=raw,vdev=xvdj,target={img}")
     assert r.returncode == 1 and r.stderr.startswith("pyxen: ") and "in use" in r.stderr
     r = pyxen_cli("block-detach", NAME, str(got["devid"]))
