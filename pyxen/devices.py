@@ -33,7 +33,7 @@ import socket
 import stat
 import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .config import ConfigError, DiskSpec, NicSpec, parse_disk, parse_nic
 from .errors import PyxenError
@@ -42,7 +42,7 @@ __all__ = ["DeviceError", "DeviceSpecError", "DeviceBusyError", "BackendDomainEr
            "DomainNotFoundError", "DeviceNotFoundError", "DeviceTimeout", "HotplugError",
            "XenbusState", "DiskInfo", "NicInfo", "vdev_to_devid", "devid_to_vdev",
            "attach_disk", "attach_nic", "detach", "detach_disk", "detach_nic", "list_disks",
-           "list_nics", "LoopDevice"]
+           "list_nics", "list_consoles", "ConsoleInfo", "LoopDevice"]
 
 SCRIPT_DIR = "/etc/xen/scripts"
 DEFAULT_BRIDGE = "xenbr0"
@@ -483,6 +483,26 @@ class NicInfo:
         return d
 
 
+@dataclass(frozen=True)
+class ConsoleInfo:
+    """One PV console: devid 0 is the primary (``/local/domain/<domid>/console``, served
+    by xenconsoled), others live under ``device/console/<devid>``."""
+
+    domid: int
+    devid: int
+    frontend: str
+    backend: str | None
+    backend_id: int
+    type: str | None            # xenconsoled, ioemu
+    output: str | None
+    tty: str | None
+    port: int
+    ring_ref: int
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
 DISK_HEADER = "%-5s %-3s %-6s %-5s %-6s %-8s %-30s" % (
     "Vdev", "BE", "handle", "state", "evt-ch", "ring-ref", "BE-path")
 NIC_HEADER = "%-3s %-2s %-17s %-6s %-5s %-6s %5s/%-5s %-30s" % (
@@ -780,7 +800,11 @@ class Devices:
         written = False
         try:
             if stat.S_ISREG(st.st_mode):
-                loop, lfd = LoopDevice.attach(disk.pdev_path, readonly=not disk.readwrite)
+                # autoclear only when we wait for Connected: blkback holds the device by
+                # then, so closing our fd cannot free it; without waiting, detach (through
+                # `node`, as xl's block script does) releases it
+                loop, lfd = LoopDevice.attach(disk.pdev_path, readonly=not disk.readwrite,
+                                              autoclear=wait)
                 rdev, devpath = loop.rdev, loop.path
             else:
                 rdev, devpath = st.st_rdev, os.path.realpath(disk.pdev_path)
@@ -996,6 +1020,36 @@ class Devices:
                     return d
         raise DeviceNotFoundError(f"domain {domid} has no vif {which}")
 
+    # -- consoles -----------------------------------------------------------------------
+    def list_consoles(self, dom: int | str) -> list[ConsoleInfo]:
+        """The domain's PV consoles from xenstore (primary first). Attaching secondary
+        consoles is not offered: in Xen 4.17 only a device model (qemu) serves them."""
+        domid = self.domid(dom)
+        out = []
+        fronts = [(0, f"/local/domain/{domid}/console")]
+        try:
+            fronts += [(int(d), f"/local/domain/{domid}/device/console/{d}")
+                       for d in sorted(self.xs.ls(f"/local/domain/{domid}/device/console"),
+                                       key=lambda x: int(x) if x.isdigit() else -1)
+                       if d.isdigit() and d != "0"]
+        except self._X.XenStoreNotFound:
+            pass
+        for devid, fe in fronts:
+            if not self.xs.exists(fe):
+                continue
+            gf = lambda k: _s(self.xs.get(f"{fe}/{k}"))  # noqa: E731
+            be = _s(self.xs.get(f"/libxl/{domid}/device/console/{devid}/backend")) \
+                or gf("backend")
+            bid = gf("backend-id")
+            if bid is None and be:
+                m = re.match(r"^/local/domain/(\d+)/", be)
+                bid = m.group(1) if m else None
+            out.append(ConsoleInfo(domid=domid, devid=devid, frontend=fe, backend=be,
+                                   backend_id=_int(bid, 0), type=gf("type"),
+                                   output=gf("output"), tty=gf("tty"), port=_int(gf("port")),
+                                   ring_ref=_int(gf("ring-ref"))))
+        return out
+
     # -- detach -------------------------------------------------------------------------
     def _force_remove(self, domid: int, kind: str, devid: int, bdom: int | None = None) -> None:
         fe, be, lx = self.paths(domid, kind, devid, bdom or 0)
@@ -1074,6 +1128,7 @@ attach_disk = _with(Devices.attach_disk)
 attach_nic = _with(Devices.attach_nic)
 list_disks = _with(Devices.list_disks)
 list_nics = _with(Devices.list_nics)
+list_consoles = _with(Devices.list_consoles)
 detach = _with(Devices.detach)
 
 

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import select
-import stat
 import subprocess
 import sys
 import termios
@@ -286,6 +285,29 @@ def test_vdev_in_use(dev, guest, xs):
     assert loops_of(img) == []
 
 
+def test_timeout_names_state_and_force_detach(dev, guest, xs):
+    """With the guest paused its frontend cannot connect: attach times out naming the
+    frontend's state and leaves nothing; a detach that cannot close is forced."""
+    import pyxen.devices as D
+    domid = guest["domid"]
+    img = make_img("file")
+    run_tool("xl", "pause", NAME)
+    try:
+        with pytest.raises(D.DeviceTimeout, match="INITIALISING") as ei:
+            dev.attach_disk(NAME, f"format=raw, vdev=xvdk, target={img}", timeout=5)
+        assert ei.value.state == D.XenbusState.INITIALISING
+        assert ei.value.path == f"/local/domain/{domid}/device/vbd/51872"
+        assert entries_gone(xs, domid, "vbd", 51872)
+        assert wait_for(lambda: loops_of(img) == [], 30)
+        info = dev.attach_disk(NAME, f"format=raw, vdev=xvdk, target={img}", wait=False)
+        assert info.backend_state == D.XenbusState.INIT_WAIT
+        assert dev.detach(NAME, "vbd", "xvdk", timeout=3) is False    # forced
+        assert entries_gone(xs, domid, "vbd", 51872)
+        assert wait_for(lambda: loops_of(img) == [], 30)
+    finally:
+        run_tool("xl", "unpause", NAME)
+
+
 # ---- a phy: loop device, read-only ------------------------------------------------------
 
 def test_phy_loop_read_only(dev, guest, xs):
@@ -384,6 +406,15 @@ def test_pyxen_attached_disk_listed_and_detached_by_xl(dev, guest, xs):
     run_tool("xl", "block-detach", NAME, "xvdi")
     assert entries_gone(xs, domid, "vbd", info.devid)
     assert wait_for(lambda: loops_of(img) == [], 30)
+
+
+def test_consoles(dev, guest, xs):
+    domid = guest["domid"]
+    cons = dev.list_consoles(NAME)
+    assert cons[0].devid == 0 and cons[0].type == "xenconsoled"
+    assert cons[0].tty == xs.read_str(f"/local/domain/{domid}/console/tty")
+    assert cons[0].backend == f"/local/domain/0/backend/console/{domid}/0"
+    assert cons[0].port > 0
 
 
 # ---- the command line -----------------------------------------------------------------
