@@ -46,7 +46,7 @@ __all__ = ["DeviceError", "DeviceSpecError", "DeviceBusyError", "BackendDomainEr
 
 SCRIPT_DIR = "/etc/xen/scripts"
 DEFAULT_BRIDGE = "xenbr0"
-DEFAULT_TIMEOUT = 30.0     # libxl: LIBXL_INIT_TIMEOUT (10 s), longer for emulated labs
+DEFAULT_TIMEOUT = 60.0     # libxl: LIBXL_INIT_TIMEOUT (10 s); emulated, loaded labs are slow
 DESTROY_TIMEOUT = 10.0     # libxl: LIBXL_DESTROY_TIMEOUT
 
 

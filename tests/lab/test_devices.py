@@ -95,6 +95,17 @@ def xl_network_rows(dom) -> dict:
     return {int(l.split()[0]): l.split() for l in out.splitlines()[1:] if l.strip()}
 
 
+def xl_block_attach(dom, spec: str) -> None:
+    """`xl block-attach`; once more if libxl killed its block script for taking longer
+    than libxl's 10 s hotplug timeout (the emulated lab can be that slow)."""
+    r = subprocess.run(["xl", "block-attach", str(dom), spec], capture_output=True, text=True)
+    if r.returncode and "async_exec_timeout" in r.stderr:
+        print("xl block-attach: hotplug script timed out; retrying")
+        r = subprocess.run(["xl", "block-attach", str(dom), spec], capture_output=True,
+                           text=True)
+    assert r.returncode == 0, r.stderr
+
+
 def loops_of(path: str) -> list[str]:
     """Loop devices bound to ``path`` (from sysfs)."""
     out = []
@@ -213,7 +224,8 @@ def test_file_disk_attach_read_list_detach(dev, guest, xs):
     img = make_img("file")
     mark = len(con.text())
     t0 = time.monotonic()
-    info = dev.attach_disk(NAME, f"format=raw, vdev=xvde, access=rw, target={img}")
+    info = dev.attach_disk(NAME, f"format=raw, vdev=xvde, access=rw, target={img}",
+                           timeout=180)         # the first attach after boot
     print(f"attach took {time.monotonic() - t0:.2f}s")
     devid = D.vdev_to_devid("xvde")
     assert info.devid == devid == 51776
@@ -384,7 +396,7 @@ def test_vif_on_bridge(dev, guest, xs, bridge):
 def test_xl_attached_disk_listed_and_detached_by_pyxen(dev, guest, xs):
     domid = guest["domid"]
     img = make_img("xl")
-    run_tool("xl", "block-attach", NAME, f"format=raw, vdev=xvdh, access=rw, target={img}")
+    xl_block_attach(NAME, f"format=raw, vdev=xvdh, access=rw, target={img}")
     devid = 51824
     mine = {d.devid: d for d in dev.list_disks(NAME)}
     assert devid in mine and mine[devid].vdev == "xvdh"
