@@ -364,11 +364,12 @@ def test_vif_on_bridge(dev, guest, xs, bridge):
     domid, con = guest["domid"], guest["console"]
     mark = len(con.text())
     mac = "00:16:3e:5a:11:22"
-    info = dev.attach_nic(NAME, f"bridge={bridge},mac={mac}")
-    assert info.devid == 0 and info.mac == mac
+    ifname = "pyxvif0"
+    info = dev.attach_nic(NAME, f"bridge={bridge},mac={mac},vifname={ifname}")
+    assert info.devid == 0 and info.mac == mac and info.ifname == ifname
     assert info.state == D.XenbusState.CONNECTED
     assert info.backend_state == D.XenbusState.CONNECTED
-    ifname = f"vif{domid}.0"
+    assert not os.path.exists(f"/sys/class/net/vif{domid}.0")     # renamed
     assert D.bridge_of(ifname) == bridge and D.if_is_up(ifname)
     assert os.path.exists(f"/sys/class/net/{bridge}/brif/{ifname}")
     be, fe = info.backend, info.frontend
@@ -376,7 +377,7 @@ def test_vif_on_bridge(dev, guest, xs, bridge):
     assert str(xs.get_permissions(f"{fe}/mtu")) == f"n0 r{domid}"
     for k, v in {"mac": mac, "bridge": bridge, "handle": "0", "type": "vif",
                  "script": "/etc/xen/scripts/vif-bridge",
-                 "hotplug-status": "connected"}.items():
+                 "hotplug-status": "connected", "vifname": ifname}.items():
         assert xs.read_str(f"{be}/{k}") == v, k
     assert xs.read_str(f"{fe}/mac") == mac and xs.read_str(f"{fe}/handle") == "0"
     m = con.wait(r"PYXEN-NET (\w+) mac=([0-9a-f:]+)", 120, mark)
