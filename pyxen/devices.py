@@ -666,10 +666,14 @@ class Devices:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     p, st, w = pending
-                    name = st.name if st is not None else "missing"
+                    stuck = []
+                    for q, qw in targets:
+                        qs = self._state(q)
+                        if qs not in qw:
+                            name = f"{qs.name} ({int(qs)})" if qs is not None else "missing"
+                            stuck.append(f"{q} stuck in state {name}")
                     raise DeviceTimeout(
-                        f"{what}: {p} stuck in state {name} ({int(st) if st else '-'}) "
-                        f"after {timeout:g}s, waiting for "
+                        f"{what}: {', '.join(stuck)} after {timeout:g}s, waiting for "
                         f"{'/'.join(s.name for s in sorted(w))}",
                         path=p, state=st, wanted=min(w))
                 self.xs.read_watch(left)
