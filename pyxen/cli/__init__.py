@@ -14,7 +14,7 @@ import sys
 
 from ..errors import PyxenError, XenUnavailableError
 
-AREAS = ("host", "xenstore", "light", "guest")
+AREAS = ("host", "xenstore", "light", "guest", "devices")
 
 
 def print_json(obj) -> None:

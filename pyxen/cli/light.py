@@ -34,20 +34,6 @@ def register(sub) -> None:
     p.add_argument("memory", help="size, MiB unless suffixed b/k/m/g/t (as xl)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_mem_set)
-    p = sub.add_parser("block-attach", help="attach a disk (like xl block-attach)")
-    p.add_argument("domain", help="name or id")
-    p.add_argument("spec", nargs="+", help="xl disk spec (xl-disk-configuration(5))")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_block_attach)
-    p = sub.add_parser("block-list", help="list a domain's disks (like xl block-list)")
-    p.add_argument("domain", help="name or id")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_block_list)
-    p = sub.add_parser("block-detach", help="detach a disk (like xl block-detach)")
-    p.add_argument("domain", help="name or id")
-    p.add_argument("vdev", help="the disk's virtual device (xvdb) or devid")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_block_detach)
     p = sub.add_parser("vcpu-set", help="set the number of online vcpus (like xl vcpu-set)")
     p.add_argument("domain", help="name or id")
     p.add_argument("vcpus", type=int)
@@ -120,38 +106,3 @@ def cmd_vcpu_set(args) -> int:
         domid = _domid(ctx, args.domain)
         ctx.set_vcpus_online(domid, args.vcpus)
         return _done(args, domid, ctx.name(domid), vcpus=args.vcpus)
-
-
-def cmd_block_attach(args) -> int:
-    spec = ",".join(args.spec)
-    with _ctx() as ctx:
-        domid = _domid(ctx, args.domain)
-        ctx.disk_add(domid, spec)
-        return _done(args, domid, ctx.name(domid), spec=spec)
-
-
-def cmd_block_list(args) -> int:
-    with _ctx() as ctx:
-        domid = _domid(ctx, args.domain)
-        disks = ctx.disk_list(domid)
-    if args.json:
-        print_json([d.to_json() for d in disks])
-        return 0
-    print(f"{'Vdev':<6}{'BE':<4}{'handle':<7}{'state':<6}{'evt-ch':<7}{'ring-ref':<9}BE-path")
-    for d in disks:
-        print(f"{d.devid:<6}{d.backend_id:<4}{d.devid:<7}{d.state:<6}{d.evtch:<7}"
-              f"{d.rref:<9}{d.backend or ''}")
-    return 0
-
-
-def cmd_block_detach(args) -> int:
-    with _ctx() as ctx:
-        domid = _domid(ctx, args.domain)
-        vdev = args.vdev
-        if vdev.isdigit():  # a devid, as xl block-list prints it
-            match = [d for d in ctx.disk_list(domid) if d.devid == int(vdev)]
-            if not match:
-                raise UsageError(f"Error: Device {vdev} not connected.")
-            vdev = match[0].vdev
-        ctx.disk_remove(domid, vdev)
-        return _done(args, domid, ctx.name(domid), vdev=vdev)

@@ -1,0 +1,1144 @@
+"""pyxen.devices: hot-plug disks (vbd) and network interfaces (vif) into running domains by
+writing the xenstore backend/frontend layout libxl uses (Xen 4.17), without hotplug scripts.
+
+``attach_disk(dom, "format=raw, vdev=xvde, access=rw, target=/var/tmp/d.img")`` parses the
+spec with libxlutil's own ``xlu_disk_parse`` (pyxen.config.parse_disk), checks everything
+that can be checked before writing anything (typed :class:`DeviceSpecError`,
+:class:`DeviceBusyError`, :class:`BackendDomainError`), then in one xenstore transaction
+writes the backend ``/local/domain/<bdom>/backend/vbd/<domid>/<devid>``, the frontend
+``/local/domain/<domid>/device/vbd/<devid>`` and the ``/libxl/<domid>/device/vbd/<devid>``
+mirror, with libxl's permissions. What the ``block``/``vif-bridge`` hotplug scripts would do
+is done in-process: a regular file gets a loop device through the loop ioctls
+(LOOP_CTL_GET_FREE + LOOP_CONFIGURE, autoclear), ``physical-device`` (hex major:minor),
+``physical-device-path``, ``node`` and ``hotplug-status`` are written once the backend is in
+InitWait; a vif's backend interface is enslaved to its bridge (SIOCBRADDIF) and brought up
+(SIOCSIFFLAGS) before ``hotplug-status=connected`` lets netback connect. Waiting is done with
+xenstore watches, never sleeps, and a timeout names the state the device is stuck in.
+
+``detach(dom, kind, devid)`` writes online=0 and state=Closing in one transaction, waits
+for Closed (forcing after ``timeout``), removes frontend, backend and mirror, and releases
+the loop device. ``list_disks`` / ``list_nics`` read xenstore like ``xl block-list`` /
+``xl network-list``. Devices added by ``xl`` are listed and detachable here and the other
+way round, because both sides use the same xenstore layout.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno as _errno
+import fcntl
+import os
+import re
+import socket
+import stat
+import struct
+import time
+from dataclasses import dataclass
+
+from .config import ConfigError, DiskSpec, NicSpec, parse_disk, parse_nic
+from .errors import PyxenError
+
+__all__ = ["DeviceError", "DeviceSpecError", "DeviceBusyError", "BackendDomainError",
+           "DomainNotFoundError", "DeviceNotFoundError", "DeviceTimeout", "HotplugError",
+           "XenbusState", "DiskInfo", "NicInfo", "vdev_to_devid", "devid_to_vdev",
+           "attach_disk", "attach_nic", "detach", "detach_disk", "detach_nic", "list_disks",
+           "list_nics", "list_consoles", "ConsoleInfo", "LoopDevice"]
+
+SCRIPT_DIR = "/etc/xen/scripts"
+DEFAULT_BRIDGE = "xenbr0"
+DEFAULT_TIMEOUT = 60.0     # libxl: LIBXL_INIT_TIMEOUT (10 s); emulated, loaded labs are slow
+DESTROY_TIMEOUT = 10.0     # libxl: LIBXL_DESTROY_TIMEOUT
+
+
+# ---------------------------------------------------------------------------------------
+# errors and types
+# ---------------------------------------------------------------------------------------
+
+class DeviceError(PyxenError):
+    """A device could not be attached, listed or detached."""
+
+
+class DeviceSpecError(DeviceError, ValueError):
+    """A disk or vif spec is wrong (unknown key, missing target, read-only target with
+    mode w, unsupported backend or network mode). Raised before anything is written."""
+
+
+class DeviceBusyError(DeviceError):
+    """The vdev / devid is already in use in that domain."""
+
+
+class DomainNotFoundError(DeviceError, LookupError):
+    """No such (frontend) domain."""
+
+
+class BackendDomainError(DeviceError, LookupError):
+    """The backend domain does not exist."""
+
+
+class DeviceNotFoundError(DeviceError, LookupError):
+    """No such device in that domain."""
+
+
+class DeviceTimeout(DeviceError, TimeoutError):
+    """A device did not reach the wanted xenbus state; ``path``, ``state`` (where it is
+    stuck) and ``wanted`` say where."""
+
+    def __init__(self, message: str, *, path: str, state: "XenbusState | None",
+                 wanted: "XenbusState"):
+        super().__init__(message)
+        self.path, self.state, self.wanted = path, state, wanted
+
+
+class HotplugError(DeviceError, OSError):
+    """The in-process hotplug work (loop device, bridge) failed."""
+
+
+class XenbusState(enum.IntEnum):
+    UNKNOWN = 0
+    INITIALISING = 1
+    INIT_WAIT = 2
+    INITIALISED = 3
+    CONNECTED = 4
+    CLOSING = 5
+    CLOSED = 6
+    RECONFIGURING = 7
+    RECONFIGURED = 8
+
+    @classmethod
+    def parse(cls, value) -> "XenbusState | None":
+        if value is None:
+            return None
+        try:
+            return cls(int(value))
+        except (ValueError, TypeError):
+            return None
+
+
+# ---------------------------------------------------------------------------------------
+# vdev <-> devid (libxl__device_disk_dev_number and its inverse)
+# ---------------------------------------------------------------------------------------
+
+_XVD_MAJOR, _SD_MAJOR, _HD_MAJORS = 202, 8, (3, 22)
+
+
+def _letters_to_index(s: str) -> int:
+    """'a' → 0, 'z' → 25, 'aa' → 26 (libxl's bijective base 26)."""
+    idx = -1
+    for c in s:
+        idx = (idx + 1) * 26 + (ord(c) - ord("a"))
+    return idx
+
+
+def _index_to_letters(i: int) -> str:
+    out = ""
+    i += 1
+    while i > 0:
+        i, r = divmod(i - 1, 26)
+        out = chr(ord("a") + r) + out
+    return out
+
+
+_VDEV = re.compile(r"^(xvd|hd|sd)([a-z]+)(?:([1-9][0-9]*))?$")
+_DP = re.compile(r"^d([0-9]+)p([0-9]+)$")
+
+
+def vdev_to_devid(vdev: str) -> int:
+    """The xenstore device number of a vdev, as libxl computes it: xvdX (202<<8 | disk<<4 |
+    part, or the extended (1<<28 | disk<<8 | part) past 15 disks or 15 partitions), dNpM,
+    hdX (majors 3/22), sdX (major 8), or a plain number. DeviceSpecError otherwise."""
+    if not isinstance(vdev, str) or not vdev:
+        raise DeviceSpecError(f"invalid vdev {vdev!r}")
+    disk = part = None
+    m = _DP.match(vdev)
+    if m:
+        disk, part = int(m.group(1)), int(m.group(2))
+        kind = "xvd"
+    else:
+        m = _VDEV.match(vdev)
+        if m:
+            kind = m.group(1)
+            disk = _letters_to_index(m.group(2))
+            part = int(m.group(3)) if m.group(3) else 0
+        elif re.fullmatch(r"[0-9]+|0[xX][0-9a-fA-F]+", vdev):
+            n = int(vdev, 0)
+            if n > 0x7FFFFFFF:
+                raise DeviceSpecError(f"invalid vdev {vdev!r} (number too large)")
+            return n
+        else:
+            raise DeviceSpecError(f"invalid vdev {vdev!r} (want xvdX, hdX, sdX or dNpM)")
+    if kind == "xvd":
+        if disk >= 1 << 20 or part > 255:
+            raise DeviceSpecError(f"invalid vdev {vdev!r} (disk or partition out of range)")
+        if disk <= 15 and part <= 15:
+            return (_XVD_MAJOR << 8) | (disk << 4) | part
+        return (1 << 28) | (disk << 8) | part
+    if kind == "hd":
+        if disk > 3 or part > 63:
+            raise DeviceSpecError(f"invalid vdev {vdev!r} (hda-hdd, partitions up to 63)")
+        return (_HD_MAJORS[disk >> 1] << 8) | ((disk & 1) << 6) | part
+    if disk > 15 or part > 15:
+        raise DeviceSpecError(f"invalid vdev {vdev!r} (sda-sdp, partitions up to 15)")
+    return (_SD_MAJOR << 8) | (disk << 4) | part
+
+
+def devid_to_vdev(devid: int) -> str:
+    """The inverse of vdev_to_devid (xvd, hd and sd numbers; others come back as digits)."""
+    def name(prefix, disk, part):
+        return prefix + _index_to_letters(disk) + (str(part) if part else "")
+    if devid & (1 << 28):
+        return name("xvd", (devid >> 8) & 0xFFFFF, devid & 0xFF)
+    major, minor = devid >> 8, devid & 0xFF
+    if major == _XVD_MAJOR:
+        return name("xvd", minor >> 4, minor & 15)
+    if major == _SD_MAJOR:
+        return name("sd", minor >> 4, minor & 15)
+    if major in _HD_MAJORS:
+        return name("hd", _HD_MAJORS.index(major) * 2 + (minor >> 6), minor & 63)
+    return str(devid)
+
+
+# ---------------------------------------------------------------------------------------
+# loop devices (ioctls from <linux/loop.h>)
+# ---------------------------------------------------------------------------------------
+
+LOOP_SET_FD = 0x4C00
+LOOP_CLR_FD = 0x4C01
+LOOP_SET_STATUS64 = 0x4C04
+LOOP_CONFIGURE = 0x4C0A
+LOOP_CTL_GET_FREE = 0x4C82
+LO_FLAGS_READ_ONLY = 1
+LO_FLAGS_AUTOCLEAR = 4
+BLKROGET = 0x125E
+LO_NAME_SIZE = 64
+# struct loop_info64: 5 x u64, 4 x u32, file name, crypt name, key (64, 64, 32), 2 x u64
+_LOOP_INFO64 = struct.Struct("=5Q4I64s64s32s2Q")
+# struct loop_config: u32 fd, u32 block_size, loop_info64, 8 x u64 reserved
+_LOOP_CONFIG = struct.Struct(f"=II{_LOOP_INFO64.size}s8Q")
+
+
+@dataclass(frozen=True)
+class LoopDevice:
+    """A loop device bound to a file: ``path`` (/dev/loopN), ``number``, ``rdev``."""
+
+    path: str
+    number: int
+    rdev: int
+    backing_file: str
+
+    @classmethod
+    def attach(cls, filename: str, *, readonly: bool, autoclear: bool = True,
+               attempts: int = 8) -> "tuple[LoopDevice, int]":
+        """Bind ``filename`` to a free loop device (LOOP_CTL_GET_FREE, then LOOP_CONFIGURE
+        or LOOP_SET_FD + LOOP_SET_STATUS64). Returns the device and an open fd on it, which
+        the caller closes once someone else (blkback) holds the device: with autoclear
+        the kernel then releases the loop device when the last user closes it."""
+        flags = (LO_FLAGS_READ_ONLY if readonly else 0) | (LO_FLAGS_AUTOCLEAR if autoclear
+                                                           else 0)
+        try:
+            ffd = os.open(filename, os.O_RDONLY if readonly else os.O_RDWR)
+        except OSError as e:
+            raise HotplugError(e.errno, f"cannot open {filename}: {e.strerror}") from None
+        try:
+            name = os.path.abspath(filename).encode()[:LO_NAME_SIZE - 1]
+            info = _LOOP_INFO64.pack(0, 0, 0, 0, 0, 0, 0, 0, flags, name, b"", b"", 0, 0)
+            last = None
+            for _ in range(attempts):   # another process may grab the free one first
+                try:
+                    ctl = os.open("/dev/loop-control", os.O_RDWR | os.O_CLOEXEC)
+                except OSError as e:
+                    raise HotplugError(e.errno, "cannot open /dev/loop-control (is the loop "
+                                       f"module loaded?): {e.strerror}") from None
+                try:
+                    num = fcntl.ioctl(ctl, LOOP_CTL_GET_FREE)
+                except OSError as e:
+                    raise HotplugError(e.errno, "LOOP_CTL_GET_FREE: no free loop device: "
+                                       f"{e.strerror}") from None
+                finally:
+                    os.close(ctl)
+                path = f"/dev/loop{num}"
+                lfd = os.open(path, (os.O_RDONLY if readonly else os.O_RDWR) | os.O_CLOEXEC)
+                try:
+                    try:
+                        fcntl.ioctl(lfd, LOOP_CONFIGURE,
+                                    _LOOP_CONFIG.pack(ffd, 0, info, *([0] * 8)))
+                    except OSError as e:
+                        if e.errno not in (_errno.EINVAL, _errno.ENOTTY):
+                            raise
+                        fcntl.ioctl(lfd, LOOP_SET_FD, ffd)       # kernels before 5.8
+                        try:
+                            fcntl.ioctl(lfd, LOOP_SET_STATUS64, info)
+                        except OSError:
+                            fcntl.ioctl(lfd, LOOP_CLR_FD)
+                            raise
+                except OSError as e:
+                    os.close(lfd)
+                    last = e
+                    if e.errno == _errno.EBUSY:
+                        continue
+                    raise HotplugError(e.errno, f"cannot bind {filename} to {path}: "
+                                       f"{e.strerror}") from None
+                return cls(path, num, os.fstat(lfd).st_rdev, filename), lfd
+            raise HotplugError(last.errno if last else _errno.EBUSY,
+                               f"no loop device could be bound to {filename}")
+        finally:
+            os.close(ffd)
+
+    @staticmethod
+    def backing_file_of(path: str) -> str | None:
+        """The file a /dev/loopN is bound to (sysfs), or None when it is free."""
+        m = re.fullmatch(r"/dev/loop([0-9]+)", path or "")
+        if not m:
+            return None
+        try:
+            with open(f"/sys/block/loop{m.group(1)}/loop/backing_file") as f:
+                return f.read().strip()
+        except OSError:
+            return None
+
+    @staticmethod
+    def release(path: str) -> bool:
+        """LOOP_CLR_FD (if the device is still in use the kernel detaches it when the
+        last user closes it, like ``losetup -d``). False if it was already free."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            if e.errno in (_errno.ENOENT, _errno.ENXIO):
+                return False
+            raise HotplugError(e.errno, f"cannot open {path}: {e.strerror}") from None
+        try:
+            fcntl.ioctl(fd, LOOP_CLR_FD)
+            return True
+        except OSError as e:
+            if e.errno == _errno.ENXIO:
+                return False
+            raise HotplugError(e.errno, f"LOOP_CLR_FD {path}: {e.strerror}") from None
+        finally:
+            os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------
+# network interfaces and bridges (ioctls from <linux/sockios.h>, <linux/if_bridge.h>)
+# ---------------------------------------------------------------------------------------
+
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+SIOCSIFNAME = 0x8923
+SIOCGIFINDEX = 0x8933
+SIOCBRADDIF = 0x89A2
+SIOCBRDELIF = 0x89A3
+IFF_UP = 0x1
+IFNAMSIZ = 16
+
+
+def _ifreq(name: str, fmt: str = "", *vals) -> bytes:
+    b = name.encode()
+    if len(b) >= IFNAMSIZ:
+        raise DeviceSpecError(f"interface name {name!r} is longer than {IFNAMSIZ - 1}")
+    data = struct.pack(f"{IFNAMSIZ}s" + fmt, b, *vals)
+    return data + b"\0" * (40 - len(data))
+
+
+def _sock() -> socket.socket:
+    return socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+
+def if_exists(name: str) -> bool:
+    return os.path.exists(f"/sys/class/net/{name}")
+
+
+def is_bridge(name: str) -> bool:
+    return os.path.isdir(f"/sys/class/net/{name}/bridge")
+
+
+def bridge_of(ifname: str) -> str | None:
+    """The bridge an interface is enslaved to, or None."""
+    try:
+        return os.path.basename(os.readlink(f"/sys/class/net/{ifname}/master"))
+    except OSError:
+        return None
+
+
+def if_is_up(ifname: str) -> bool:
+    with _sock() as s:
+        r = fcntl.ioctl(s, SIOCGIFFLAGS, _ifreq(ifname, "H", 0))
+    return bool(struct.unpack_from("H", r, IFNAMSIZ)[0] & IFF_UP)
+
+
+def _set_up(s, ifname: str, up: bool) -> None:
+    r = fcntl.ioctl(s, SIOCGIFFLAGS, _ifreq(ifname, "H", 0))
+    flags = struct.unpack_from("H", r, IFNAMSIZ)[0]
+    flags = (flags | IFF_UP) if up else (flags & ~IFF_UP)
+    fcntl.ioctl(s, SIOCSIFFLAGS, _ifreq(ifname, "H", flags))
+
+
+def _ifindex(s, ifname: str) -> int:
+    r = fcntl.ioctl(s, SIOCGIFINDEX, _ifreq(ifname, "i", 0))
+    return struct.unpack_from("i", r, IFNAMSIZ)[0]
+
+
+def enslave(ifname: str, bridge: str, *, rename: str | None = None) -> str:
+    """What vif-bridge does for ``online``: (rename,) add to the bridge, bring up.
+    Returns the interface's final name."""
+    try:
+        with _sock() as s:
+            if rename and rename != ifname:
+                _set_up(s, ifname, False)
+                fcntl.ioctl(s, SIOCSIFNAME, _ifreq(ifname, f"{IFNAMSIZ}s", rename.encode()))
+                ifname = rename
+            if bridge_of(ifname) != bridge:
+                fcntl.ioctl(s, SIOCBRADDIF, _ifreq(bridge, "i", _ifindex(s, ifname)))
+            _set_up(s, ifname, True)
+    except OSError as e:
+        raise HotplugError(e.errno, f"cannot add {ifname} to bridge {bridge}: "
+                           f"{e.strerror}") from None
+    return ifname
+
+
+def unslave(ifname: str, bridge: str) -> None:
+    """What vif-bridge does for ``offline`` (best effort: the interface may be gone)."""
+    try:
+        with _sock() as s:
+            if bridge_of(ifname) == bridge:
+                fcntl.ioctl(s, SIOCBRDELIF, _ifreq(bridge, "i", _ifindex(s, ifname)))
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------------------------------
+# listing
+# ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DiskInfo:
+    """One vbd, with xl block-list's columns (``devid`` = Vdev, ``backend_id`` = BE,
+    ``frontend_id`` = handle, ``state``, ``evtch``, ``rref``, ``backend`` = BE-path) plus
+    what the backend says about it."""
+
+    domid: int
+    devid: int
+    vdev: str
+    backend_id: int
+    frontend_id: int
+    state: XenbusState | None          # the frontend's state (what xl prints)
+    backend_state: XenbusState | None
+    evtch: int
+    rref: int
+    backend: str | None
+    frontend: str
+    disk: DiskSpec
+    physical_device: str | None = None
+    physical_device_path: str | None = None
+
+    def row(self) -> str:
+        """The line ``xl block-list`` prints for this disk."""
+        return "%-5d %-3d %-6d %-5d %-6d %-8d %-30s" % (
+            self.devid, self.backend_id, self.frontend_id,
+            int(self.state) if self.state is not None else -1, self.evtch, self.rref,
+            self.backend or "")
+
+    def to_json(self) -> dict:
+        d = {k: getattr(self, k) for k in ("domid", "devid", "vdev", "backend_id",
+                                           "frontend_id", "evtch", "rref", "backend",
+                                           "frontend", "physical_device",
+                                           "physical_device_path")}
+        d["state"] = None if self.state is None else int(self.state)
+        d["backend_state"] = None if self.backend_state is None else int(self.backend_state)
+        d["disk"] = {k: v for k, v in self.disk.__dict__.items() if k != "spec"}
+        return d
+
+
+@dataclass(frozen=True)
+class NicInfo:
+    """One vif, with xl network-list's columns."""
+
+    domid: int
+    devid: int
+    backend_id: int
+    mac: str
+    state: XenbusState | None
+    backend_state: XenbusState | None
+    evtch: int
+    rref_tx: int
+    rref_rx: int
+    backend: str | None
+    frontend: str
+    bridge: str | None
+    ifname: str
+    nic: NicSpec
+
+    def row(self) -> str:
+        """The line ``xl network-list`` prints for this vif."""
+        return "%-3d %-2d %-17s%6d %5d %6d %5d/%-11d %-30s" % (
+            self.devid, self.backend_id, self.mac, self.devid,
+            int(self.state) if self.state is not None else -1, self.evtch, self.rref_tx,
+            self.rref_rx, self.backend or "")
+
+    def to_json(self) -> dict:
+        d = {k: getattr(self, k) for k in ("domid", "devid", "backend_id", "mac", "evtch",
+                                           "rref_tx", "rref_rx", "backend", "frontend",
+                                           "bridge", "ifname")}
+        d["state"] = None if self.state is None else int(self.state)
+        d["backend_state"] = None if self.backend_state is None else int(self.backend_state)
+        d["nic"] = {k: v for k, v in self.nic.__dict__.items() if k != "spec"}
+        return d
+
+
+@dataclass(frozen=True)
+class ConsoleInfo:
+    """One PV console: devid 0 is the primary (``/local/domain/<domid>/console``, served
+    by xenconsoled), others live under ``device/console/<devid>``."""
+
+    domid: int
+    devid: int
+    frontend: str
+    backend: str | None
+    backend_id: int
+    type: str | None            # xenconsoled, ioemu
+    output: str | None
+    tty: str | None
+    port: int
+    ring_ref: int
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+DISK_HEADER = "%-5s %-3s %-6s %-5s %-6s %-8s %-30s" % (
+    "Vdev", "BE", "handle", "state", "evt-ch", "ring-ref", "BE-path")
+NIC_HEADER = "%-3s %-2s %-17s %-6s %-5s %-6s %5s/%-5s %-30s" % (
+    "Idx", "BE", "Mac Addr.", "handle", "state", "evt-ch", "tx-", "rx-ring-ref", "BE-path")
+
+
+# ---------------------------------------------------------------------------------------
+# the manager
+# ---------------------------------------------------------------------------------------
+
+def _s(v) -> str | None:
+    return None if v is None else v.decode("utf-8", "surrogateescape")
+
+
+def _int(v, default: int = -1) -> int:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return default
+
+
+class Devices:
+    """Device operations over one xenstore handle (and a ctrl handle for domain checks).
+    Module-level functions open both on demand."""
+
+    def __init__(self, xs=None, xc=None):
+        from . import ctrl, xenstore
+        self._own = []
+        if xs is None:
+            xs = xenstore.open()
+            self._own.append(xs)
+        if xc is None:
+            xc = ctrl.open()
+            self._own.append(xc)
+        self.xs, self.xc = xs, xc
+        self._X = xenstore
+
+    def close(self) -> None:
+        for h in self._own:
+            h.close()
+        self._own = []
+
+    def __enter__(self) -> "Devices":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- domains ------------------------------------------------------------------------
+    def _alive(self, domid: int) -> bool:
+        from .ctrl import NoSuchDomainError
+        try:
+            d = self.xc.domain(domid)
+        except NoSuchDomainError:
+            return False
+        return getattr(d, "domid", domid) == domid and not getattr(d, "dying", False)
+
+    def domid(self, dom: int | str, *, backend: bool = False) -> int:
+        """A domain id from an id or a name (xenstore ``/local/domain/*/name``), checked to
+        exist with the hypervisor."""
+        err = BackendDomainError if backend else DomainNotFoundError
+        what = "backend domain" if backend else "domain"
+        if isinstance(dom, int) or (isinstance(dom, str) and dom.isdigit()):
+            domid = int(dom)
+        else:
+            domid = None
+            for d in self.xs.ls("/local/domain"):
+                if _s(self.xs.get(f"/local/domain/{d}/name")) == dom and d.isdigit():
+                    domid = int(d)
+                    break
+            if domid is None:
+                raise err(f"{what} {dom!r} does not exist")
+        if domid < 0 or domid >= 0x7FF0 or not self._alive(domid):
+            raise err(f"{what} {dom} does not exist")
+        return domid
+
+    # -- paths --------------------------------------------------------------------------
+    @staticmethod
+    def paths(domid: int, kind: str, devid: int, bdom: int = 0) -> tuple[str, str, str]:
+        """(frontend, backend, libxl mirror) paths of a device."""
+        return (f"/local/domain/{domid}/device/{kind}/{devid}",
+                f"/local/domain/{bdom}/backend/{kind}/{domid}/{devid}",
+                f"/libxl/{domid}/device/{kind}/{devid}")
+
+    def _devids(self, domid: int, kind: str) -> set[int]:
+        ids = set()
+        for base in (f"/local/domain/{domid}/device/{kind}", f"/libxl/{domid}/device/{kind}"):
+            try:
+                ids.update(int(x) for x in self.xs.ls(base) if x.isdigit())
+            except self._X.XenStoreNotFound:
+                pass
+        return ids
+
+    # -- common add/remove --------------------------------------------------------------
+    def _write_device(self, domid: int, bdom: int, kind: str, devid: int, back: dict,
+                      front: dict, ro_front: dict | None = None) -> None:
+        """libxl__device_generic_add, in one transaction (retried on conflict)."""
+        X = self._X
+        fe, be, lx = self.paths(domid, kind, devid, bdom)
+        fe_perms = X.Permissions(domid, X.Perm.NONE, (X.DomainPerm(bdom, X.Perm.READ),))
+        be_perms = X.Permissions(bdom, X.Perm.NONE, (X.DomainPerm(domid, X.Perm.READ),))
+
+        def body(t):
+            if t.exists(fe) or t.exists(lx):
+                raise DeviceBusyError(f"{kind} {devid} is already attached to domain {domid}")
+            t.write(f"{lx}/frontend", fe)
+            t.write(f"{lx}/backend", be)
+            t.mkdir(fe)
+            t.set_permissions(fe, fe_perms)
+            t.write(f"{fe}/backend", be)
+            for k, v in front.items():
+                t.write(f"{fe}/{k}", v)
+                t.set_permissions(f"{fe}/{k}", fe_perms)
+            for k, v in (ro_front or {}).items():
+                t.write(f"{fe}/{k}", v)
+                t.set_permissions(f"{fe}/{k}", be_perms)
+            if t.exists(be):
+                t.rm(be)
+            t.mkdir(be)
+            t.set_permissions(be, be_perms)
+            t.write(f"{be}/frontend", fe)
+            for k, v in back.items():
+                t.write(f"{be}/{k}", v)
+            for k, v in back.items():
+                t.write(f"{lx}/{k}", v)
+
+        self.xs.transact(body)
+
+    def _state(self, path: str) -> XenbusState | None:
+        return XenbusState.parse(self.xs.get(f"{path}/state"))
+
+    def wait_state(self, path: str, wanted, timeout: float, *, what: str = "device",
+                   also: "str | None" = None, also_wanted=None) -> None:
+        """Wait (with a xenstore watch on ``path/state``) until it is in ``wanted`` (a
+        state or a set); with ``also``, until that path's state is in ``also_wanted`` too.
+        DeviceTimeout names the state it is stuck in; a vanished node fails at once."""
+        wanted = {wanted} if isinstance(wanted, int) else set(wanted)
+        targets = [(path, wanted)]
+        if also is not None:
+            aw = {also_wanted} if isinstance(also_wanted, int) else set(also_wanted)
+            targets.append((also, aw))
+        token = object()
+        watched = []
+        try:
+            for p, _ in targets:
+                self.xs.watch(f"{p}/state", token)
+                watched.append(p)
+            deadline = time.monotonic() + timeout
+            while True:
+                pending = None
+                for p, w in targets:
+                    st = self._state(p)
+                    if st is None and not self.xs.exists(p):
+                        raise DeviceError(f"{what}: {p} vanished while waiting for state "
+                                          f"{'/'.join(s.name for s in sorted(w))}")
+                    if st not in w:
+                        pending = (p, st, w)
+                        break
+                if pending is None:
+                    return
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    p, st, w = pending
+                    stuck = []
+                    for q, qw in targets:
+                        qs = self._state(q)
+                        if qs not in qw:
+                            name = f"{qs.name} ({int(qs)})" if qs is not None else "missing"
+                            stuck.append(f"{q} stuck in state {name}")
+                    raise DeviceTimeout(
+                        f"{what}: {', '.join(stuck)} after {timeout:g}s, waiting for "
+                        f"{'/'.join(s.name for s in sorted(w))}",
+                        path=p, state=st, wanted=min(w))
+                self.xs.read_watch(left)
+        finally:
+            for p in watched:
+                try:
+                    self.xs.unwatch(f"{p}/state", token)
+                except Exception:
+                    pass
+
+    def _path_cleanup(self, t, path: str) -> None:
+        """libxl__xs_path_cleanup: remove ``path`` and then its parents while empty."""
+        if t.exists(path):
+            t.rm(path)
+        parent = path.rsplit("/", 1)[0]
+        while parent.count("/") > 2:
+            try:
+                if t.ls(parent):
+                    break
+            except self._X.XenStoreNotFound:
+                pass
+            else:
+                t.rm(parent)
+            parent = parent.rsplit("/", 1)[0]
+
+    def _remove_entries(self, fe: str, be: str, lx: str) -> None:
+        def body(t):
+            self._path_cleanup(t, fe)
+            self._path_cleanup(t, be)
+            self._path_cleanup(t, lx)
+        self.xs.transact(body)
+
+    def _backend_of(self, domid: int, kind: str, devid: int) -> str | None:
+        fe, _, lx = self.paths(domid, kind, devid)
+        return _s(self.xs.get(f"{lx}/backend")) or _s(self.xs.get(f"{fe}/backend"))
+
+    # -- disks --------------------------------------------------------------------------
+    def check_disk(self, dom: int | str, disk: str | DiskSpec) -> tuple:
+        """Everything attach_disk checks before it writes: (domid, bdom, DiskSpec, devid,
+        st_mode info). Raises the typed errors."""
+        if isinstance(disk, str):
+            try:
+                disk = parse_disk(disk)
+            except ConfigError as e:
+                raise DeviceSpecError(f"bad disk specification: {e.message}") from None
+        domid = self.domid(dom)
+        bdom = self.domid(disk.backend_domname, backend=True) if disk.backend_domname else 0
+        devid = vdev_to_devid(disk.vdev)
+        if disk.backend not in ("unknown", "phy"):
+            raise DeviceSpecError(
+                f"disk backend {disk.backend!r} is not supported: pyxen.devices wires the "
+                "kernel's blkback (backendtype=phy); qdisk/tap need a device model")
+        if disk.format not in ("raw", "unknown"):
+            raise DeviceSpecError(f"disk format {disk.format!r} is not supported by blkback "
+                                  "(raw only)")
+        if disk.script:
+            raise DeviceSpecError(f"disk script={disk.script!r}: pyxen.devices runs no "
+                                  "hotplug scripts (use --libxl / xl block-attach)")
+        if not disk.pdev_path:
+            raise DeviceSpecError(f"disk {disk.vdev}: no target given")
+        if bdom == 0:
+            try:
+                st = os.stat(disk.pdev_path)
+            except OSError as e:
+                raise DeviceSpecError(f"disk {disk.vdev}: target {disk.pdev_path}: "
+                                      f"{e.strerror}") from None
+            if not (stat.S_ISBLK(st.st_mode) or stat.S_ISREG(st.st_mode)):
+                raise DeviceSpecError(f"disk {disk.vdev}: target {disk.pdev_path} is neither "
+                                      "a block device nor a regular file")
+            if disk.readwrite and self._read_only(disk.pdev_path, st):
+                raise DeviceSpecError(f"disk {disk.vdev}: target {disk.pdev_path} is "
+                                      "read-only but access is rw (mode w)")
+        else:
+            raise DeviceSpecError("disks backed by a driver domain need that domain's own "
+                                  "hotplug handling; pyxen.devices serves backend domain 0")
+        if devid in self._devids(domid, "vbd"):
+            raise DeviceBusyError(f"vdev {disk.vdev} (devid {devid}) is already in use in "
+                                  f"domain {domid}")
+        return domid, bdom, disk, devid
+
+    @staticmethod
+    def _read_only(path: str, st) -> bool:
+        if stat.S_ISBLK(st.st_mode):
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return True
+            try:
+                r = fcntl.ioctl(fd, BLKROGET, struct.pack("i", 0))
+                return bool(struct.unpack("i", r)[0])
+            finally:
+                os.close(fd)
+        if not st.st_mode & 0o222:        # the block script's `stat -c %A | grep -q w`
+            return True
+        return not os.access(path, os.W_OK)
+
+    def attach_disk(self, dom: int | str, disk: str | DiskSpec, *,
+                    timeout: float = DEFAULT_TIMEOUT, wait: bool = True) -> DiskInfo:
+        """``xl block-attach`` without libxl or the block script. Returns the DiskInfo."""
+        domid, bdom, disk, devid = self.check_disk(dom, disk)
+        fe, be, lx = self.paths(domid, "vbd", devid, bdom)
+        st = os.stat(disk.pdev_path)
+        back = {
+            "params": disk.pdev_path,
+            "script": f"{SCRIPT_DIR}/block",
+            "frontend-id": str(domid),
+            "online": "1",
+            "removable": "1" if disk.removable else "0",
+            "bootable": "1",
+            "state": str(int(XenbusState.INITIALISING)),
+            "dev": disk.vdev,
+            "type": "phy",
+            "mode": "w" if disk.readwrite else "r",
+            "device-type": "cdrom" if disk.is_cdrom else "disk",
+        }
+        if disk.direct_io_safe:
+            back["direct-io-safe"] = "1"
+        back["discard-enable"] = "0" if disk.discard_enable is False else "1"
+        back["specification"] = "xen"
+        front = {
+            "backend-id": str(bdom),
+            "state": str(int(XenbusState.INITIALISING)),
+            "virtual-device": str(devid),
+            "device-type": "cdrom" if disk.is_cdrom else "disk",
+            "trusted": "1",
+        }
+        loop = lfd = None
+        written = False
+        try:
+            if stat.S_ISREG(st.st_mode):
+                # autoclear only when we wait for Connected: blkback holds the device by
+                # then, so closing our fd cannot free it; without waiting, detach (through
+                # `node`, as xl's block script does) releases it
+                loop, lfd = LoopDevice.attach(disk.pdev_path, readonly=not disk.readwrite,
+                                              autoclear=wait)
+                rdev, devpath = loop.rdev, loop.path
+            else:
+                rdev, devpath = st.st_rdev, os.path.realpath(disk.pdev_path)
+            self._write_device(domid, bdom, "vbd", devid, back, front)
+            written = True
+            # blkback probes the new backend and goes to InitWait; then the block
+            # script's work: physical-device (hex major:minor) and hotplug-status
+            self.wait_state(be, XenbusState.INIT_WAIT, timeout, what=f"vbd {disk.vdev}")
+            hp = {"physical-device": "%x:%x" % (os.major(rdev), os.minor(rdev)),
+                  "physical-device-path": devpath, "hotplug-status": "connected"}
+            if loop is not None:
+                hp["node"] = loop.path
+
+            def body(t):
+                if not t.exists(be):
+                    raise DeviceError(f"vbd {disk.vdev}: {be} vanished during attach")
+                for k, v in hp.items():
+                    t.write(f"{be}/{k}", v)
+            self.xs.transact(body)
+            if wait:
+                self.wait_state(be, XenbusState.CONNECTED, timeout, what=f"vbd {disk.vdev}",
+                                also=fe, also_wanted=XenbusState.CONNECTED)
+        except BaseException:
+            if written:
+                self._force_remove(domid, "vbd", devid, bdom)
+            if loop is not None:
+                LoopDevice.release(loop.path)
+            raise
+        finally:
+            if lfd is not None:
+                os.close(lfd)
+        return self.disk_info(domid, devid)
+
+    def disk_info(self, domid: int, devid: int) -> DiskInfo:
+        fe, _, lx = self.paths(domid, "vbd", devid)
+        be = self._backend_of(domid, "vbd", devid)
+        if be is None and not self.xs.exists(fe):
+            raise DeviceNotFoundError(f"domain {domid} has no vbd {devid}")
+        src = lx if self.xs.exists(f"{lx}/params") or self.xs.exists(f"{lx}/dev") else be
+        g = (lambda k: _s(self.xs.get(f"{src}/{k}"))) if src else (lambda k: None)
+        gb = (lambda k: _s(self.xs.get(f"{be}/{k}"))) if be else (lambda k: None)
+        gf = lambda k: _s(self.xs.get(f"{fe}/{k}"))  # noqa: E731
+        params = g("params")
+        if params and ":" in params:
+            params = params.split(":", 1)[1]
+        vdev = g("dev") or devid_to_vdev(devid)
+        spec = DiskSpec(vdev=vdev, pdev_path=params, backend=g("type") or "unknown",
+                        format="raw", readwrite=(g("mode") == "w"),
+                        is_cdrom=(g("device-type") == "cdrom"),
+                        removable=(g("removable") == "1"))
+        bid = gf("backend-id")
+        if bid is None and be:
+            m = re.match(r"^/local/domain/(\d+)/", be)
+            bid = m.group(1) if m else None
+        return DiskInfo(
+            domid=domid, devid=devid, vdev=vdev, backend_id=_int(bid, 0), frontend_id=domid,
+            state=XenbusState.parse(gf("state")),
+            backend_state=XenbusState.parse(gb("state")),
+            evtch=_int(gf("event-channel")), rref=_int(gf("ring-ref")),
+            backend=gf("backend") or be, frontend=fe, disk=spec,
+            physical_device=gb("physical-device"),
+            physical_device_path=gb("physical-device-path"))
+
+    def list_disks(self, dom: int | str) -> list[DiskInfo]:
+        """The domain's vbds, from xenstore (mirror and frontend), like ``xl block-list``."""
+        domid = self.domid(dom)
+        return [self.disk_info(domid, d) for d in sorted(self._devids(domid, "vbd"))]
+
+    def find_disk(self, domid: int, vdev: str | int) -> int:
+        """A vbd's devid from its vdev or devid."""
+        ids = self._devids(domid, "vbd")
+        if isinstance(vdev, int) or vdev.isdigit():
+            n = int(vdev)
+            if n in ids:
+                return n
+        for d in ids:
+            fe, _, lx = self.paths(domid, "vbd", d)
+            be = self._backend_of(domid, "vbd", d)
+            names = {_s(self.xs.get(f"{lx}/dev")), _s(self.xs.get(f"{be}/dev")) if be else None}
+            if vdev in names:
+                return d
+        try:
+            n = vdev_to_devid(str(vdev))
+        except DeviceSpecError:
+            n = None
+        if n in ids:
+            return n
+        raise DeviceNotFoundError(f"domain {domid} has no disk {vdev}")
+
+    # -- nics ---------------------------------------------------------------------------
+    def check_nic(self, dom: int | str, nic: str | NicSpec) -> tuple:
+        if isinstance(nic, str):
+            try:
+                nic = parse_nic(nic)
+            except ConfigError as e:
+                raise DeviceSpecError(f"bad vif specification: {e.message}") from None
+        domid = self.domid(dom)
+        bdom = self.domid(nic.backend, backend=True) if nic.backend else 0
+        if bdom != 0:
+            raise DeviceSpecError("vifs served by a driver domain need that domain's own "
+                                  "hotplug handling; pyxen.devices serves backend domain 0")
+        if nic.type == "vif_ioemu":
+            raise DeviceSpecError("vif type=ioemu needs a device model (qemu); "
+                                  "pyxen.devices wires netback vifs only")
+        script = os.path.basename(nic.script) if nic.script else "vif-bridge"
+        if script in ("vif-route", "vif-nat", "network-route", "network-nat"):
+            raise DeviceSpecError(
+                f"vif script {script}: routed/NAT networking is not supported by "
+                "pyxen.devices (it would need the script's addresses, routes and iptables "
+                "rules); use a bridge, or --libxl / xl network-attach with that script")
+        if script != "vif-bridge":
+            raise DeviceSpecError(f"vif script {nic.script!r} is not supported: pyxen.devices "
+                                  "runs no hotplug scripts and only does what vif-bridge does")
+        bridge = nic.bridge or DEFAULT_BRIDGE
+        if not is_bridge(bridge):
+            raise DeviceSpecError(f"bridge {bridge!r} does not exist (or is not a bridge)")
+        if nic.vifname:
+            if len(nic.vifname.encode()) >= IFNAMSIZ:
+                raise DeviceSpecError(f"vifname {nic.vifname!r} is longer than "
+                                      f"{IFNAMSIZ - 1} characters")
+            if if_exists(nic.vifname):
+                raise DeviceBusyError(f"interface {nic.vifname} already exists")
+        ids = self._devids(domid, "vif")
+        if nic.devid is not None:
+            devid = nic.devid
+            if devid in ids:
+                raise DeviceBusyError(f"vif {devid} is already in use in domain {domid}")
+        else:
+            devid = max(ids) + 1 if ids else 0
+        mac = nic.mac.lower()
+        for d in ids:
+            fe, _, _ = self.paths(domid, "vif", d)
+            if _s(self.xs.get(f"{fe}/mac")) == mac:
+                raise DeviceBusyError(f"mac {mac} is already used by vif {d} of domain "
+                                      f"{domid}")
+        return domid, bdom, nic, devid, bridge
+
+    def attach_nic(self, dom: int | str, nic: str | NicSpec, *,
+                   timeout: float = DEFAULT_TIMEOUT, wait: bool = True) -> NicInfo:
+        """``xl network-attach`` without libxl or vif-bridge."""
+        domid, bdom, nic, devid, bridge = self.check_nic(dom, nic)
+        fe, be, lx = self.paths(domid, "vif", devid, bdom)
+        back = {"frontend-id": str(domid), "online": "1",
+                "state": str(int(XenbusState.INITIALISING)),
+                "script": f"{SCRIPT_DIR}/vif-bridge"}
+        if nic.vifname:
+            back["vifname"] = nic.vifname
+        back["mac"] = nic.mac
+        if nic.ip:
+            back["ip"] = nic.ip
+        if nic.gatewaydev:
+            back["gatewaydev"] = nic.gatewaydev
+        if nic.rate_interval_usecs > 0:
+            back["rate"] = f"{nic.rate_bytes_per_interval},{nic.rate_interval_usecs}"
+        if nic.mtu:
+            back["mtu"] = str(nic.mtu)
+        back.update({"bridge": bridge, "handle": str(devid), "type": "vif",
+                     "hotplug-status": ""})   # netback waits for "connected"
+        front = {"backend-id": str(bdom), "state": str(int(XenbusState.INITIALISING)),
+                 "handle": str(devid), "mac": nic.mac, "trusted": "1"}
+        ro_front = {"mtu": str(nic.mtu or 1500)}
+        written = False
+        try:
+            self._write_device(domid, bdom, "vif", devid, back, front, ro_front)
+            written = True
+            self.wait_state(be, XenbusState.INIT_WAIT, timeout, what=f"vif {devid}")
+            ifname = f"vif{domid}.{devid}"
+            enslave(ifname, bridge, rename=nic.vifname)
+            self.xs.write(f"{be}/hotplug-status", "connected")
+            if wait:
+                self.wait_state(be, XenbusState.CONNECTED, timeout, what=f"vif {devid}",
+                                also=fe, also_wanted=XenbusState.CONNECTED)
+        except BaseException:
+            if written:
+                self._force_remove(domid, "vif", devid, bdom)
+            raise
+        return self.nic_info(domid, devid)
+
+    def nic_info(self, domid: int, devid: int) -> NicInfo:
+        fe, _, lx = self.paths(domid, "vif", devid)
+        be = self._backend_of(domid, "vif", devid)
+        if be is None and not self.xs.exists(fe):
+            raise DeviceNotFoundError(f"domain {domid} has no vif {devid}")
+        src = lx if self.xs.exists(f"{lx}/mac") else be
+        g = (lambda k: _s(self.xs.get(f"{src}/{k}"))) if src else (lambda k: None)
+        gb = (lambda k: _s(self.xs.get(f"{be}/{k}"))) if be else (lambda k: None)
+        gf = lambda k: _s(self.xs.get(f"{fe}/{k}"))  # noqa: E731
+        mac = g("mac") or gf("mac") or ""
+        script = g("script")
+        spec = NicSpec(mac=mac, bridge=g("bridge"), ip=g("ip"), script=script,
+                       vifname=g("vifname"), type=g("type"), devid=devid)
+        bid = gf("backend-id")
+        return NicInfo(
+            domid=domid, devid=devid, backend_id=_int(bid, 0), mac=mac,
+            state=XenbusState.parse(gf("state")),
+            backend_state=XenbusState.parse(gb("state")),
+            evtch=_int(gf("event-channel")), rref_tx=_int(gf("tx-ring-ref")),
+            rref_rx=_int(gf("rx-ring-ref")), backend=gf("backend") or be, frontend=fe,
+            bridge=g("bridge"), ifname=g("vifname") or f"vif{domid}.{devid}", nic=spec)
+
+    def list_nics(self, dom: int | str) -> list[NicInfo]:
+        domid = self.domid(dom)
+        return [self.nic_info(domid, d) for d in sorted(self._devids(domid, "vif"))]
+
+    def find_nic(self, domid: int, which: str | int) -> int:
+        ids = self._devids(domid, "vif")
+        if isinstance(which, int) or str(which).isdigit():
+            if int(which) in ids:
+                return int(which)
+        else:
+            for d in ids:
+                if self.nic_info(domid, d).mac == str(which).lower():
+                    return d
+        raise DeviceNotFoundError(f"domain {domid} has no vif {which}")
+
+    # -- consoles -----------------------------------------------------------------------
+    def list_consoles(self, dom: int | str) -> list[ConsoleInfo]:
+        """The domain's PV consoles from xenstore (primary first). Attaching secondary
+        consoles is not offered: in Xen 4.17 only a device model (qemu) serves them."""
+        domid = self.domid(dom)
+        out = []
+        fronts = [(0, f"/local/domain/{domid}/console")]
+        try:
+            fronts += [(int(d), f"/local/domain/{domid}/device/console/{d}")
+                       for d in sorted(self.xs.ls(f"/local/domain/{domid}/device/console"),
+                                       key=lambda x: int(x) if x.isdigit() else -1)
+                       if d.isdigit() and d != "0"]
+        except self._X.XenStoreNotFound:
+            pass
+        for devid, fe in fronts:
+            if not self.xs.exists(fe):
+                continue
+            gf = lambda k: _s(self.xs.get(f"{fe}/{k}"))  # noqa: E731
+            be = _s(self.xs.get(f"/libxl/{domid}/device/console/{devid}/backend")) \
+                or gf("backend")
+            bid = gf("backend-id")
+            if bid is None and be:
+                m = re.match(r"^/local/domain/(\d+)/", be)
+                bid = m.group(1) if m else None
+            out.append(ConsoleInfo(domid=domid, devid=devid, frontend=fe, backend=be,
+                                   backend_id=_int(bid, 0), type=gf("type"),
+                                   output=gf("output"), tty=gf("tty"), port=_int(gf("port")),
+                                   ring_ref=_int(gf("ring-ref"))))
+        return out
+
+    # -- detach -------------------------------------------------------------------------
+    def _force_remove(self, domid: int, kind: str, devid: int, bdom: int | None = None) -> None:
+        fe, be, lx = self.paths(domid, kind, devid, bdom or 0)
+        be = self._backend_of(domid, kind, devid) or be
+        self._remove_entries(fe, be, lx)
+
+    def detach(self, dom: int | str, kind: str, which: str | int, *,
+               timeout: float = DESTROY_TIMEOUT, force: bool = True) -> bool:
+        """Detach a vbd (by vdev or devid) or vif (by devid or mac): online=0 and state
+        Closing in one transaction, wait for Closed, remove frontend, backend and mirror,
+        release the loop device / leave the bridge. If the backend does not close within
+        ``timeout``: with ``force`` the entries are removed anyway (returns False), without
+        it DeviceTimeout. Returns True after a clean close."""
+        if kind not in ("vbd", "vif"):
+            raise DeviceSpecError(f"unsupported device kind {kind!r} (vbd or vif)")
+        domid = self.domid(dom) if not (isinstance(dom, int) or str(dom).isdigit()) \
+            else int(dom)
+        devid = self.find_disk(domid, which) if kind == "vbd" else self.find_nic(domid, which)
+        fe, _, lx = self.paths(domid, kind, devid)
+        be = self._backend_of(domid, kind, devid)
+        gb = (lambda k: _s(self.xs.get(f"{be}/{k}"))) if be else (lambda k: None)
+        params, node = gb("params"), gb("node")
+        bridge, ifname = gb("bridge"), gb("vifname") or f"vif{domid}.{devid}"
+        clean = True
+        if be and self.xs.exists(be):
+            def body(t):
+                if not t.exists(be):
+                    return False
+                t.write(f"{be}/online", "0")
+                st = XenbusState.parse(t.get(f"{be}/state"))
+                if st not in (XenbusState.CLOSED, None):
+                    t.write(f"{be}/state", str(int(XenbusState.CLOSING)))
+                return True
+            if self.xs.transact(body):
+                try:
+                    self.wait_state(be, XenbusState.CLOSED, timeout,
+                                    what=f"{kind} {which} of domain {domid}")
+                except DeviceTimeout:
+                    if not force:
+                        raise
+                    clean = False
+                except DeviceError:
+                    pass            # the backend went away by itself
+        if kind == "vif" and bridge:
+            unslave(ifname, bridge)
+        self._remove_entries(fe, be or self.paths(domid, kind, devid)[1], lx)
+        if kind == "vbd" and node and params and os.path.isfile(params) \
+                and LoopDevice.backing_file_of(node) == os.path.realpath(params):
+            self._release_loop(node)
+        return clean
+
+    @staticmethod
+    def _release_loop(node: str, timeout: float = 10.0) -> None:
+        """Release the loop device once blkback has let go of it (it does so
+        asynchronously after the backend node is removed)."""
+        LoopDevice.release(node)     # detaches now, or when blkback closes it (autoclear)
+        deadline = time.monotonic() + timeout
+        while LoopDevice.backing_file_of(node) is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+# ---------------------------------------------------------------------------------------
+# module-level convenience (each opens and closes its own handles)
+# ---------------------------------------------------------------------------------------
+
+def _with(fn):
+    def call(*a, xs=None, xc=None, **kw):
+        with Devices(xs, xc) as d:
+            return fn(d, *a, **kw)
+    call.__name__ = fn.__name__
+    call.__doc__ = fn.__doc__
+    return call
+
+
+attach_disk = _with(Devices.attach_disk)
+attach_nic = _with(Devices.attach_nic)
+list_disks = _with(Devices.list_disks)
+list_nics = _with(Devices.list_nics)
+list_consoles = _with(Devices.list_consoles)
+detach = _with(Devices.detach)
+
+
+def detach_disk(dom, vdev, **kw) -> bool:
+    return detach(dom, "vbd", vdev, **kw)
+
+
+def detach_nic(dom, which, **kw) -> bool:
+    return detach(dom, "vif", which, **kw)
