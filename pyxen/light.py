@@ -392,7 +392,9 @@ class Context(Handle):
                 finally:
                     lib.free(p)
             if etype == EventType.DOMAIN_SHUTDOWN:
-                reason = _SHUTDOWN_CODES.get(u.get("shutdown_reason"), ShutdownReason.UNKNOWN)
+                # libxl's JSON omits fields at their default: no key means 0, poweroff
+                reason = _SHUTDOWN_CODES.get(u.get("shutdown_reason", 0),
+                                             ShutdownReason.UNKNOWN)
             elif etype == EventType.OPERATION_COMPLETE:
                 rc = int(u.get("rc", 0))
                 if rc < 0:

@@ -282,8 +282,8 @@ def cmd_demo(args) -> int:
 
         def shutdown():
             from . import main
-            demo.say("$ pyxen shutdown -w -t 30 linux")
-            rc = main(["shutdown", "-w", "-t", "30", "linux"])
+            demo.say("$ pyxen shutdown -w -t 20 linux")
+            rc = main(["shutdown", "-w", "-t", "20", "linux"])
             if rc == 0:
                 created.remove("linux")
                 return True
