@@ -388,7 +388,10 @@ class Context(Handle):
             u = {}
             if p != ffi.NULL:
                 try:
-                    u = json.loads(ffi.string(p).decode("utf-8", "replace")).get("u") or {}
+                    js = json.loads(ffi.string(p).decode("utf-8", "replace"))
+                    # the keyed union is printed under "type.<event type>"
+                    u = next((v for k, v in js.items()
+                              if k.startswith("type.") and isinstance(v, dict)), {})
                 finally:
                     lib.free(p)
             if etype == EventType.DOMAIN_SHUTDOWN:
