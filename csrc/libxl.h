@@ -35,8 +35,21 @@ typedef struct {
     uint32_t size;          /* number of bytes in map */
     uint8_t *map;
 } libxl_bitmap;
-typedef struct { ...; } libxl_asyncop_how;
-typedef struct { ...; } libxl_asyncprogress_how;
+typedef uint64_t libxl_ev_user;
+typedef struct { ...; } libxl_ev_link;
+typedef struct {
+    void (*callback)(libxl_ctx *ctx, int rc, void *for_callback);
+    union {
+        libxl_ev_user for_event; /* used if callback==NULL */
+        void *for_callback; /* passed to callback */
+    } u;
+} libxl_asyncop_how;
+typedef struct libxl_event libxl_event;
+typedef struct {
+    void (*callback)(libxl_ctx *ctx, libxl_event*, void *for_callback);
+    libxl_ev_user for_event; /* always used */
+    void *for_callback; /* passed to callback */
+} libxl_asyncprogress_how;
 
 /* enums (the compiler fixes their size) */
 typedef int... libxl_domain_type;
@@ -44,6 +57,13 @@ typedef int... libxl_disk_backend;
 typedef int... libxl_disk_format;
 typedef int... libxl_shutdown_reason;
 typedef int... libxl_nic_type;
+typedef enum libxl_event_type {
+    LIBXL_EVENT_TYPE_DOMAIN_SHUTDOWN = 1,
+    LIBXL_EVENT_TYPE_DOMAIN_DEATH = 2,
+    LIBXL_EVENT_TYPE_DISK_EJECT = 3,
+    LIBXL_EVENT_TYPE_OPERATION_COMPLETE = 4,
+    LIBXL_EVENT_TYPE_DOMAIN_CREATE_CONSOLE_AVAILABLE = 5,
+} libxl_event_type;
 typedef enum libxl_console_type {
     LIBXL_CONSOLE_TYPE_UNKNOWN = 0,
     LIBXL_CONSOLE_TYPE_SERIAL = 1,
@@ -183,3 +203,114 @@ int libxl_device_disk_getinfo(libxl_ctx *ctx, uint32_t domid,
                               const libxl_device_disk *disk, libxl_diskinfo *diskinfo);
 int libxl_vdev_to_device_disk(libxl_ctx *ctx, uint32_t domid, const char *vdev,
                               libxl_device_disk *disk);
+
+/* ---- asynchronous operations and events (libxl.h, libxl_event.h) ---- */
+#define ERROR_NOT_READY ...
+#define ERROR_BUFFERFULL ...
+#define ERROR_ABORTED ...
+#define ERROR_NOTFOUND ...
+/* the union u (shutdown reason, rc) is read through libxl_event_to_json */
+struct libxl_event {
+    libxl_domid domid;
+    libxl_uuid domuuid;
+    uint64_t for_user;
+    libxl_event_type type;
+    ...;
+};
+char *libxl_event_to_json(libxl_ctx *ctx, libxl_event *p);
+const char *libxl_event_type_to_string(libxl_event_type p);
+int libxl_ao_abort(libxl_ctx *ctx, const libxl_asyncop_how *how);
+typedef int libxl_event_predicate(const libxl_event*, void *user);
+int libxl_event_check(libxl_ctx *ctx, libxl_event **event_r, uint64_t typemask,
+                      libxl_event_predicate *predicate, void *predicate_user);
+int libxl_event_wait(libxl_ctx *ctx, libxl_event **event_r, uint64_t typemask,
+                     libxl_event_predicate *predicate, void *predicate_user);
+void libxl_event_free(libxl_ctx *ctx, libxl_event *event);
+typedef struct libxl__evgen_domain_death libxl_evgen_domain_death;
+int libxl_evenable_domain_death(libxl_ctx *ctx, uint32_t domid, libxl_ev_user,
+                                libxl_evgen_domain_death **evgen_out);
+void libxl_evdisable_domain_death(libxl_ctx *ctx, libxl_evgen_domain_death*);
+
+/* the application's own poll loop (libxl_event.h, "first approach") */
+struct pollfd {
+    int fd;
+    short events;
+    short revents;
+};
+typedef int... nfds_t;
+int poll(struct pollfd *fds, nfds_t nfds, int timeout);
+struct timeval {
+    long tv_sec;
+    long tv_usec;
+    ...;
+};
+int libxl_osevent_beforepoll(libxl_ctx *ctx, int *nfds_io, struct pollfd *fds,
+                             int *timeout_upd, struct timeval now);
+void libxl_osevent_afterpoll(libxl_ctx *ctx, int nfds, const struct pollfd *fds,
+                             struct timeval now);
+
+/* SIGCHLD: libxl reaps only its own children (the application keeps subprocess) */
+typedef enum {
+    libxl_sigchld_owner_libxl,
+    libxl_sigchld_owner_mainloop,
+    libxl_sigchld_owner_libxl_always,
+    libxl_sigchld_owner_libxl_always_selective_reap,
+} libxl_sigchld_owner;
+typedef struct {
+    libxl_sigchld_owner chldowner;
+    ...;
+} libxl_childproc_hooks;
+void libxl_childproc_setmode(libxl_ctx *ctx, const libxl_childproc_hooks *hooks,
+                             void *user);
+
+/* ---- vcpus ---- */
+int libxl_get_max_cpus(libxl_ctx *ctx);
+int libxl_cpu_bitmap_alloc(libxl_ctx *ctx, libxl_bitmap *cpumap, int max_cpus);
+int libxl_bitmap_test(const libxl_bitmap *bitmap, int bit);
+int libxl_set_vcpuaffinity(libxl_ctx *ctx, uint32_t domid, uint32_t vcpuid,
+                           const libxl_bitmap *cpumap_hard,
+                           const libxl_bitmap *cpumap_soft);
+typedef struct libxl_vcpuinfo {
+    uint32_t vcpuid;
+    uint32_t cpu;
+    bool online;
+    bool blocked;
+    bool running;
+    uint64_t vcpu_time;
+    libxl_bitmap cpumap;
+    libxl_bitmap cpumap_soft;
+} libxl_vcpuinfo;
+libxl_vcpuinfo *libxl_list_vcpu(libxl_ctx *ctx, uint32_t domid,
+                                int *nb_vcpu, int *nr_cpus_out);
+void libxl_vcpuinfo_list_free(libxl_vcpuinfo *, int nr_vcpus);
+
+/* ---- network interfaces of a running domain ---- */
+typedef struct libxl_nicinfo {
+    char * backend;
+    uint32_t backend_id;
+    char * frontend;
+    uint32_t frontend_id;
+    libxl_devid devid;
+    int state;
+    int evtch;
+    int rref_tx;
+    int rref_rx;
+} libxl_nicinfo;
+void libxl_nicinfo_init(libxl_nicinfo *p);
+void libxl_nicinfo_dispose(libxl_nicinfo *p);
+char *libxl_device_nic_to_json(libxl_ctx *ctx, libxl_device_nic *p);
+int libxl_device_nic_from_json(libxl_ctx *ctx, libxl_device_nic *p, const char *s);
+int libxl_device_nic_add(libxl_ctx *ctx, uint32_t domid, libxl_device_nic *nic,
+                         const libxl_asyncop_how *ao_how);
+int libxl_device_nic_remove(libxl_ctx *ctx, uint32_t domid, libxl_device_nic *nic,
+                            const libxl_asyncop_how *ao_how);
+int libxl_device_nic_destroy(libxl_ctx *ctx, uint32_t domid, libxl_device_nic *nic,
+                             const libxl_asyncop_how *ao_how);
+libxl_device_nic *libxl_device_nic_list(libxl_ctx *ctx, uint32_t domid, int *num);
+void libxl_device_nic_list_free(libxl_device_nic* list, int num);
+int libxl_device_nic_getinfo(libxl_ctx *ctx, uint32_t domid,
+                             const libxl_device_nic *nic, libxl_nicinfo *nicinfo);
+int libxl_mac_to_device_nic(libxl_ctx *ctx, uint32_t domid, const char *mac,
+                            libxl_device_nic *nic);
+int libxl_devid_to_device_nic(libxl_ctx *ctx, uint32_t domid, int devid,
+                              libxl_device_nic *nic);

@@ -226,6 +226,9 @@ class DomainConfig:
     sdl: bool | None = None
     stdvga: bool | None = None
     serial: tuple[str, ...] = ()
+    # device model (xl.cfg device_model_version / device_model_override)
+    device_model_version: str | None = None     # "qemu-xen" or "qemu-xen-traditional"
+    device_model_override: str | None = None
     # bookkeeping, not part of the domain
     ignored: tuple[Ignored, ...] = field(default=(), compare=False, repr=False)
     uninterpreted: dict = field(default_factory=dict, compare=False, repr=False)
@@ -255,6 +258,10 @@ class DomainConfig:
         for k in ("kernel", "ramdisk", "cmdline"):
             if getattr(self, k) is not None:
                 b_info[k] = getattr(self, k)
+        if self.device_model_version is not None:
+            b_info["device_model_version"] = self.device_model_version.replace("-", "_")
+        if self.device_model_override is not None:
+            b_info["device_model"] = self.device_model_override
         u: dict = {}
         if self.type == DomainType.HVM:
             if self.boot is not None:
@@ -334,6 +341,9 @@ class DomainConfig:
             vncunused=_defbool_parse(vnc.get("findunused")), vncpasswd=vnc.get("passwd"),
             keymap=u.get("keymap"), sdl=_defbool_parse(sdl.get("enable")),
             stdvga=_defbool_parse(u.get("stdvga")), serial=tuple(serial),
+            device_model_version=(b.get("device_model_version") or "").replace("_", "-")
+            or None,
+            device_model_override=b.get("device_model"),
             **act)
 
 
@@ -367,8 +377,8 @@ acpi_firmware acpi_s3 acpi_s4 acpi_laptop_slate tsc_mode localtime rtc_timeoffse
 videoram spice spicehost spiceport spicetls_port spicedisable_ticketing spicepasswd
 spiceagent_mouse spicevdagent spice_clipboard_sharing spiceusbredirection
 spice_image_compression spice_streaming_video opengl display xauthority usb usbdevice
-usbversion soundhw vendor_device mmio_hole gfx_passthru device_model_version
-device_model_override device_model_stubdomain_override device_model_stubdomain_seclabel
+usbversion soundhw vendor_device mmio_hole gfx_passthru
+device_model_stubdomain_override device_model_stubdomain_seclabel
 device_model_args device_model_args_pv device_model_args_hvm device_model_user
 stubdomain_kernel stubdomain_ramdisk stubdomain_memory cpuid dm_restrict claim_mode
 ms_vm_genid max_event_channels vcpu_hard_affinity vcpu_soft_affinity on_soft_reset vnuma
@@ -398,7 +408,8 @@ XM_KEYS_IGNORED = {
 _INTERPRETED = frozenset("""
 name type builder uuid memory maxmem vcpus maxvcpus kernel ramdisk cmdline root extra
 bootloader on_poweroff on_reboot on_crash on_watchdog disk vif boot vnc vnclisten
-vncdisplay vncunused vncpasswd keymap sdl stdvga serial
+vncdisplay vncunused vncpasswd keymap sdl stdvga serial device_model_version
+device_model_override
 """.split())
 
 _VIF_KEYS = {"mac", "bridge", "netdev", "ip", "script", "vifname", "model", "rate", "type",
@@ -882,8 +893,16 @@ def _interpret(xlu: _Xlu, *, strict: bool, source: str) -> DomainConfig:
                 ignore(k, f"{k}= applies to HVM guests (PV display/serial devices are "
                           "not interpreted by pyxen.config yet)")
 
+    dm_version = r.string("device_model_version")
+    if dm_version is not None and dm_version not in ("qemu-xen", "qemu-xen-traditional"):
+        raise ConfigError(f"unknown device model version {dm_version!r} (qemu-xen or "
+                          "qemu-xen-traditional)", file=fname,
+                          line=r.lines.get("device_model_version"), key="device_model_version")
+    dm_override = r.string("device_model_override")
+
     cfg = DomainConfig(
         name=name, type=dtype, uuid=uuid,
+        device_model_version=dm_version, device_model_override=dm_override,
         memory=r.long("memory", 1), maxmem=r.long("maxmem", 1),
         vcpus=r.long("vcpus", 1), maxvcpus=r.long("maxvcpus", 1),
         kernel=kernel, ramdisk=r.string("ramdisk"), cmdline=cmdline,

@@ -7,26 +7,42 @@ libxl call; domains are named by id or by name. Every failure raises :class:`Lib
 
 Domain creation takes a :class:`pyxen.config.DomainConfig` (or a libxl JSON object): it is
 converted to libxl's JSON, read into a ``libxl_domain_config`` by
-``libxl_domain_config_from_json`` and created with ``libxl_domain_create_new`` (synchronous:
-``ao_how`` NULL). On failure libxl destroys what it built.
+``libxl_domain_config_from_json`` and created with ``libxl_domain_create_new``: synchronously
+(:meth:`Context.create`, ``ao_how`` NULL) or as a libxl asynchronous operation
+(:meth:`Context.create_async`: ``ao_how.for_event`` set, so it returns while libxl is still
+attaching devices / starting the device model; :class:`CreateOp` drives libxl's event loop
+— ``libxl_osevent_beforepoll``/``poll``/``afterpoll`` + ``libxl_event_check`` — until the
+``OPERATION_COMPLETE`` event). On failure libxl destroys what it built.
+
+Domain-death notification: :meth:`Context.watch_death` (``libxl_evenable_domain_death``)
+gives typed :class:`DomainEvent` s (``DOMAIN_SHUTDOWN`` with its reason, ``DOMAIN_DEATH``).
+
+libxl's child processes (hotplug scripts, the device model launcher) are reaped by libxl
+itself, selectively (``libxl_sigchld_owner_libxl_always_selective_reap``), so the
+application may keep its own subprocesses while an operation is in flight.
 """
 
 from __future__ import annotations
 
+import collections
 import enum
 import errno as _errno
+import itertools
 import json
+import time
 import uuid as _uuid
 from dataclasses import dataclass
 
 from ._handle import Handle
 from ._log import XtlLogger
 from ._native import require_dom0, xen
-from .config import DiskSpec, DomainConfig, DomainType, disk_from_c, parse_disk
+from .config import (DiskSpec, DomainConfig, DomainType, NicSpec, disk_from_c, parse_disk,
+                     parse_nic)
 from .errors import XenError
 
-__all__ = ["open", "Context", "DomainInfo", "DiskInfo", "ShutdownReason", "LibxlError",
-           "DomainNotFound", "LibxlInvalid", "ConsoleType"]
+__all__ = ["open", "Context", "DomainInfo", "DiskInfo", "NicInfo", "VcpuInfo", "VncAddress",
+           "ShutdownReason", "LibxlError", "DomainNotFound", "LibxlInvalid", "ConsoleType",
+           "EventType", "DomainEvent", "CreateOp", "DeathWatch", "parse_cpus"]
 
 
 class LibxlError(XenError):
@@ -165,6 +181,151 @@ class DomainInfo:
         return d
 
 
+
+class EventType(enum.IntEnum):
+    """libxl_event_type."""
+
+    DOMAIN_SHUTDOWN = 1
+    DOMAIN_DEATH = 2
+    DISK_EJECT = 3
+    OPERATION_COMPLETE = 4
+    DOMAIN_CREATE_CONSOLE_AVAILABLE = 5
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    """One libxl_event: ``shutdown_reason`` for DOMAIN_SHUTDOWN, ``rc`` (and ``code``) for
+    OPERATION_COMPLETE, ``vdev`` for DISK_EJECT."""
+
+    type: EventType
+    domid: int
+    shutdown_reason: ShutdownReason | None = None
+    rc: int | None = None
+    code: str | None = None
+    vdev: str | None = None
+    for_user: int = 0
+
+    def to_json(self) -> dict:
+        return {"type": self.type.name.lower(), "domid": self.domid,
+                "shutdown_reason": self.shutdown_reason.value if self.shutdown_reason else None,
+                "rc": self.rc, "code": self.code, "vdev": self.vdev}
+
+
+# libxl_shutdown_reason's numbering (libxl_types.idl; stable since 4.2)
+_SHUTDOWN_CODES = {0: ShutdownReason.POWEROFF, 1: ShutdownReason.REBOOT,
+                   2: ShutdownReason.SUSPEND, 3: ShutdownReason.CRASH,
+                   4: ShutdownReason.WATCHDOG, 5: ShutdownReason.SOFT_RESET}
+
+
+@dataclass(frozen=True)
+class NicInfo:
+    """A network interface of a running domain: its spec plus ``libxl_device_nic_getinfo``."""
+
+    nic: NicSpec
+    devid: int
+    state: int
+    evtch: int
+    rref_tx: int
+    rref_rx: int
+    backend_id: int
+    backend: str | None
+    frontend: str | None
+
+    @property
+    def mac(self) -> str:
+        return self.nic.mac
+
+    def to_json(self) -> dict:
+        d = dict(self.__dict__)
+        d["nic"] = {k: v for k, v in self.nic.__dict__.items() if k != "spec"}
+        return d
+
+
+@dataclass(frozen=True)
+class VcpuInfo:
+    """One vcpu (``libxl_list_vcpu``): where it runs and its hard/soft affinity."""
+
+    vcpuid: int
+    cpu: int
+    online: bool
+    blocked: bool
+    running: bool
+    vcpu_time: int
+    hard: frozenset
+    soft: frozenset
+
+    @property
+    def state(self) -> str:
+        """``xl vcpu-list``'s State column."""
+        if not self.online:
+            return "--p"
+        return ("r" if self.running else "-") + ("b" if self.blocked else "-") + "-"
+
+    def to_json(self) -> dict:
+        d = dict(self.__dict__)
+        d["hard"], d["soft"] = sorted(self.hard), sorted(self.soft)
+        d["state"] = self.state
+        return d
+
+
+@dataclass(frozen=True)
+class VncAddress:
+    """Where an HVM domain's device model serves VNC (what ``xl vncviewer`` connects to)."""
+
+    domid: int
+    host: str
+    port: int
+
+    @property
+    def display(self) -> int:
+        return self.port - 5900
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.display}"
+
+    def to_json(self) -> dict:
+        return {"domid": self.domid, "host": self.host, "port": self.port,
+                "display": self.display, "address": str(self)}
+
+
+def parse_cpus(text: str, ncpus: int) -> frozenset:
+    """An xl cpu list (``all``, ``3``, ``0-2,5``, ``^1``, ``all,^0``) as a set of cpus.
+    Raises LibxlInvalid for anything else or cpus the host lacks."""
+    out: set = set()
+    parts = [p.strip() for p in str(text).split(",")]
+
+    def bad(why):
+        return LibxlInvalid(-6, "INVAL", call="parse_cpus", detail=f"{text!r}: {why}")
+
+    if not text or not all(parts):
+        raise bad("empty cpu list")
+    for part in parts:
+        neg = part.startswith("^")
+        body = part[1:] if neg else part
+        if body == "all":
+            rng = set(range(ncpus))
+        else:
+            try:
+                if "-" in body:
+                    a, b = (int(x) for x in body.split("-", 1))
+                else:
+                    a = b = int(body)
+            except ValueError:
+                raise bad(f"{part!r} is not a cpu, a range or 'all'") from None
+            if a < 0 or b < a:
+                raise bad(f"invalid range {part!r}")
+            if b >= ncpus:
+                raise bad(f"cpu {b} does not exist (the host has {ncpus})")
+            rng = set(range(a, b + 1))
+        if neg:
+            out -= rng
+        else:
+            out |= rng
+    if not out:
+        raise bad("no cpu left")
+    return frozenset(out)
+
+
 def open() -> "Context":  # noqa: A001 - module-level constructor like pyxen.ctrl.open
     """A libxl context (needs a Xen dom0)."""
     return Context()
@@ -182,11 +343,135 @@ class Context(Handle):
         rc = lib.libxl_ctx_alloc(pp, lib.LIBXL_VERSION, 0, self._logger.ptr)
         _check(rc, "libxl_ctx_alloc")
         logger = self._logger
+        hooks = _child_hooks()
+        # before libxl can have children: libxl reaps only its own (see the module doc)
+        lib.libxl_childproc_setmode(pp[0], hooks, ffi.NULL)
 
-        def free(p, _keep=logger):  # the logger outlives the context
+        def free(p, _keep=(logger, hooks)):  # the logger outlives the context
             lib.libxl_ctx_free(p)
 
         self._adopt(ffi, pp[0], free)
+        self._tokens = itertools.count(1)
+        self._queues: dict[int, collections.deque] = {}
+        self._ops: dict[int, "CreateOp"] = {}
+        self._pollfds = ffi.new("struct pollfd[]", 8)
+        self._npollfds = 8
+
+    def close(self) -> None:
+        """Abort what is still in flight (libxl must not be freed under a running
+        operation), disable event generators, then ``libxl_ctx_free``."""
+        if self._ptr is not None:
+            for op in list(getattr(self, "_ops", {}).values()):
+                try:
+                    op.abort()
+                    op.wait(timeout=60)
+                except Exception:  # noqa: BLE001 - closing: keep going
+                    pass
+        super().close()
+
+    # -- libxl's event loop (libxl_event.h, the beforepoll/poll/afterpoll approach) ------
+    def _token(self) -> int:
+        t = next(self._tokens)
+        self._queues[t] = collections.deque()
+        return t
+
+    def _drop_token(self, token: int) -> None:
+        self._queues.pop(token, None)
+
+    def _event(self, ev) -> DomainEvent:
+        ffi, lib = self._ffi, self._lib
+        etype = EventType(int(ev.type))
+        reason = rc = code = vdev = None
+        if etype in (EventType.DOMAIN_SHUTDOWN, EventType.OPERATION_COMPLETE,
+                     EventType.DISK_EJECT):
+            p = lib.libxl_event_to_json(self._p(), ev)
+            u = {}
+            if p != ffi.NULL:
+                try:
+                    js = json.loads(ffi.string(p).decode("utf-8", "replace"))
+                    # the keyed union is printed under "type.<event type>"
+                    u = next((v for k, v in js.items()
+                              if k.startswith("type.") and isinstance(v, dict)), {})
+                finally:
+                    lib.free(p)
+            if etype == EventType.DOMAIN_SHUTDOWN:
+                # libxl's JSON omits fields at their default: no key means 0, poweroff
+                reason = _SHUTDOWN_CODES.get(u.get("shutdown_reason", 0),
+                                             ShutdownReason.UNKNOWN)
+            elif etype == EventType.OPERATION_COMPLETE:
+                rc = int(u.get("rc", 0))
+                if rc < 0:
+                    s_ = lib.libxl_error_to_string(rc)
+                    code = ffi.string(s_).decode().upper() if s_ != ffi.NULL else str(rc)
+            else:
+                vdev = u.get("vdev")
+        return DomainEvent(type=etype, domid=int(ev.domid), shutdown_reason=reason, rc=rc,
+                           code=code, vdev=vdev, for_user=int(ev.for_user))
+
+    def _drain(self) -> int:
+        """Take every event libxl has ready (``libxl_event_check``) into its token's queue."""
+        ffi, lib = self._ffi, self._lib
+        out = ffi.new("libxl_event **")
+        n = 0
+        while True:
+            rc = lib.libxl_event_check(self._p(), out, _EVENTMASK_ALL, ffi.NULL, ffi.NULL)
+            if rc == lib.ERROR_NOT_READY:
+                return n
+            _check(rc, "libxl_event_check")
+            try:
+                ev = self._event(out[0])
+            finally:
+                lib.libxl_event_free(self._p(), out[0])
+            q = self._queues.get(ev.for_user)
+            if q is not None:
+                q.append(ev)
+            n += 1
+
+    def _now(self):
+        tv = self._ffi.new("struct timeval *")
+        t = time.time()
+        tv.tv_sec = int(t)
+        tv.tv_usec = int((t - int(t)) * 1e6)
+        return tv[0]
+
+    def run_events(self, timeout: float | None = 0) -> int:
+        """One round of libxl's event loop: ``libxl_osevent_beforepoll``, ``poll`` (at most
+        ``timeout`` seconds; None: as long as libxl likes, capped at 0.5 s so signals are
+        seen), ``libxl_osevent_afterpoll``, then collect the events (``libxl_event_check``).
+        Returns how many events arrived. Operations and watches call this for you."""
+        ffi, lib = self._ffi, self._lib
+        n = self._drain()
+        ms = 500 if timeout is None else max(0, min(500, int(timeout * 1000)))
+        if n:
+            ms = 0
+        while True:
+            nfds = ffi.new("int *", self._npollfds)
+            tmo = ffi.new("int *", ms)
+            rc = lib.libxl_osevent_beforepoll(self._p(), nfds, self._pollfds, tmo, self._now())
+            if rc == lib.ERROR_BUFFERFULL:
+                self._npollfds = nfds[0] + 4
+                self._pollfds = ffi.new("struct pollfd[]", self._npollfds)
+                continue
+            _check(rc, "libxl_osevent_beforepoll")
+            break
+        if lib.poll(self._pollfds, nfds[0], tmo[0]) < 0:  # EINTR: nothing became ready
+            for i in range(nfds[0]):
+                self._pollfds[i].revents = 0
+        lib.libxl_osevent_afterpoll(self._p(), nfds[0], self._pollfds, self._now())
+        return n + self._drain()
+
+    def _wait_queue(self, token: int, timeout: float | None) -> DomainEvent | None:
+        q = self._queues.get(token)
+        if q is None:
+            raise ValueError("this watch or operation is closed")
+        end = None if timeout is None else time.monotonic() + timeout
+        while not q:
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                self._drain()
+                break
+            self.run_events(left)
+        return q.popleft() if q else None
 
     # -- names and ids -------------------------------------------------------------------
     def domid(self, dom: int | str) -> int:
@@ -321,11 +606,17 @@ class Context(Handle):
         return DomainConfig.from_libxl_json(js, like=like)
 
     # -- lifecycle -----------------------------------------------------------------------
+    def _create_config(self, cfg: DomainConfig | dict | str):
+        if isinstance(cfg, DomainConfig) and cfg.uuid is None:
+            cfg = cfg.replace(uuid=str(_uuid.uuid4()))  # as xl does: every domain has one
+        return self._d_config(cfg)
+
     def create(self, cfg: DomainConfig | dict | str, *, paused: bool = False) -> int:
         """Create a domain and wait until it is built (``libxl_domain_create_new``, ao_how
-        NULL); unpause it unless ``paused``. Returns its domid."""
+        NULL); unpause it unless ``paused``. Returns its domid. A config without a uuid
+        gets a random one (as xl's parser gives it)."""
         ffi, lib = self._ffi, self._lib
-        d = self._d_config(cfg)
+        d = self._create_config(cfg)
         try:
             domid = ffi.new("uint32_t *", 0xFFFFFFFF)
             rc = lib.libxl_domain_create_new(self._p(), d, domid, ffi.NULL, ffi.NULL)
@@ -341,6 +632,19 @@ class Context(Handle):
                 self.destroy(new)
                 raise
         return new
+
+    def create_async(self, cfg: DomainConfig | dict | str, *,
+                     paused: bool = False) -> "CreateOp":
+        """Start creating a domain and return at once: ``libxl_domain_create_new`` as a
+        libxl asynchronous operation (``ao_how.for_event``; console availability reported
+        through ``aop_console_how``). Drive it with :meth:`CreateOp.wait` /
+        :meth:`CreateOp.poll`; the domain is unpaused on success unless ``paused``."""
+        return CreateOp(self, cfg, paused)
+
+    def watch_death(self, dom: int | str) -> "DeathWatch":
+        """Domain-death notification (``libxl_evenable_domain_death``): a
+        :class:`DeathWatch` yielding DOMAIN_SHUTDOWN and DOMAIN_DEATH events."""
+        return DeathWatch(self, self.domid(dom))
 
     def destroy(self, dom: int | str) -> None:
         domid = self.domid(dom)
@@ -511,3 +815,405 @@ class Context(Handle):
                    "libxl_device_disk_remove", domid)
         finally:
             lib.libxl_device_disk_dispose(d)
+
+    # -- network interfaces --------------------------------------------------------------
+    def _nic_struct(self, nic: str | NicSpec):
+        """A new libxl_device_nic (caller disposes) from a vif spec string or a NicSpec."""
+        ffi, lib = self._ffi, self._lib
+        if isinstance(nic, str):
+            nic = parse_nic(nic)
+        n = ffi.new("libxl_device_nic *")
+        lib.libxl_device_nic_init(n)
+        rc = lib.libxl_device_nic_from_json(self._p(), n,
+                                            json.dumps(nic.to_libxl_json()).encode())
+        if rc:
+            lib.libxl_device_nic_dispose(n)
+            _check(rc if rc < 0 else -6, "libxl_device_nic_from_json")
+        return n
+
+    def _nic_spec(self, n) -> NicSpec:
+        ffi, lib = self._ffi, self._lib
+        p = lib.libxl_device_nic_to_json(self._p(), n)
+        if p == ffi.NULL:
+            _check(-3, "libxl_device_nic_to_json")
+        try:
+            return NicSpec.from_libxl_json(json.loads(ffi.string(p).decode("utf-8")))
+        finally:
+            lib.free(p)
+
+    def nic_add(self, dom: int | str, nic: str | NicSpec) -> NicInfo:
+        """Attach a network interface to a running domain (``libxl_device_nic_add``;
+        ``xl network-attach``). ``nic`` is an xl vif spec (``bridge=xenbr0,mac=...``) or a
+        NicSpec; a spec without ``mac=`` gets a random one. Returns the new interface."""
+        ffi, lib = self._ffi, self._lib
+        domid = self.domid(dom)
+        n = self._nic_struct(nic)
+        try:
+            before = {x.devid for x in self.nic_list(domid)}
+            rc = lib.libxl_device_nic_add(self._p(), domid, n, ffi.NULL)
+            if rc:
+                # like disk_add: a half-added vif (hotplug script failure) is forced away
+                lib.libxl_device_nic_destroy(self._p(), domid, n, ffi.NULL)
+                _check(rc, "libxl_device_nic_add", domid)
+            mac = self._nic_spec(n).mac
+        finally:
+            lib.libxl_device_nic_dispose(n)
+        for x in self.nic_list(domid):
+            if x.devid not in before and x.mac == mac:
+                return x
+        raise LibxlError(-3, "FAIL", call="libxl_device_nic_list", domid=domid,
+                         detail=f"nic {mac} added but not listed")
+
+    def nic_list(self, dom: int | str) -> list[NicInfo]:
+        """The domain's network interfaces (``libxl_device_nic_list`` +
+        ``libxl_device_nic_getinfo``; ``xl network-list``)."""
+        ffi, lib = self._ffi, self._lib
+        domid = self.domid(dom)
+        n = ffi.new("int *")
+        arr = lib.libxl_device_nic_list(self._p(), domid, n)
+        if arr == ffi.NULL:
+            return []
+        out = []
+
+        def s_(p):
+            return None if p == ffi.NULL else ffi.string(p).decode()
+
+        try:
+            for k in range(n[0]):
+                info = ffi.new("libxl_nicinfo *")
+                lib.libxl_nicinfo_init(info)
+                try:
+                    _check(lib.libxl_device_nic_getinfo(self._p(), domid, arr + k, info),
+                           "libxl_device_nic_getinfo", domid)
+                    out.append(NicInfo(nic=self._nic_spec(arr + k), devid=int(info.devid),
+                                       state=int(info.state), evtch=int(info.evtch),
+                                       rref_tx=int(info.rref_tx), rref_rx=int(info.rref_rx),
+                                       backend_id=int(info.backend_id),
+                                       backend=s_(info.backend), frontend=s_(info.frontend)))
+                finally:
+                    lib.libxl_nicinfo_dispose(info)
+        finally:
+            lib.libxl_device_nic_list_free(arr, n[0])
+        return out
+
+    def nic_remove(self, dom: int | str, which: int | str) -> None:
+        """Detach a network interface by devid or MAC (``libxl_devid_to_device_nic`` /
+        ``libxl_mac_to_device_nic`` + ``libxl_device_nic_remove``; ``xl network-detach``)."""
+        ffi, lib = self._ffi, self._lib
+        domid = self.domid(dom)
+        n = ffi.new("libxl_device_nic *")
+        lib.libxl_device_nic_init(n)
+        try:
+            if isinstance(which, int) or str(which).isdigit():
+                call = "libxl_devid_to_device_nic"
+                rc = lib.libxl_devid_to_device_nic(self._p(), domid, int(which), n)
+            else:
+                call = "libxl_mac_to_device_nic"
+                rc = lib.libxl_mac_to_device_nic(self._p(), domid, str(which).encode(), n)
+            if rc:
+                raise LibxlError(rc if rc < 0 else -23, "NOTFOUND", call=call, domid=domid,
+                                 detail=f"no network interface {which!r}")
+            _check(lib.libxl_device_nic_remove(self._p(), domid, n, ffi.NULL),
+                   "libxl_device_nic_remove", domid)
+        finally:
+            lib.libxl_device_nic_dispose(n)
+
+    # -- vcpus ---------------------------------------------------------------------------
+    def max_cpus(self) -> int:
+        """How many physical cpus the host can have (``libxl_get_max_cpus``)."""
+        return _check(self._lib.libxl_get_max_cpus(self._p()), "libxl_get_max_cpus")
+
+    def _cpus_of(self, bm) -> frozenset:
+        return frozenset(i for i in range(int(bm.size) * 8)
+                         if self._lib.libxl_bitmap_test(bm, i))
+
+    def vcpu_list(self, dom: int | str) -> list[VcpuInfo]:
+        """The domain's vcpus with their affinities (``libxl_list_vcpu``; ``xl vcpu-list``)."""
+        ffi, lib = self._ffi, self._lib
+        domid = self.domid(dom)
+        nb, ncpus = ffi.new("int *"), ffi.new("int *")
+        arr = lib.libxl_list_vcpu(self._p(), domid, nb, ncpus)
+        if arr == ffi.NULL:
+            _check(-3, "libxl_list_vcpu", domid)
+        try:
+            return [VcpuInfo(vcpuid=int(v.vcpuid), cpu=int(v.cpu), online=bool(v.online),
+                             blocked=bool(v.blocked), running=bool(v.running),
+                             vcpu_time=int(v.vcpu_time),
+                             hard=self._cpus_of(ffi.addressof(v, "cpumap")),
+                             soft=self._cpus_of(ffi.addressof(v, "cpumap_soft")))
+                    for v in (arr[i] for i in range(nb[0]))]
+        finally:
+            lib.libxl_vcpuinfo_list_free(arr, nb[0])
+
+    def _bitmap(self, cpus, domid):
+        """A new cpu libxl_bitmap with ``cpus`` set (caller disposes)."""
+        ffi, lib = self._ffi, self._lib
+        bm = ffi.new("libxl_bitmap *")
+        lib.libxl_bitmap_init(bm)
+        try:
+            _check(lib.libxl_cpu_bitmap_alloc(self._p(), bm, 0), "libxl_cpu_bitmap_alloc",
+                   domid)
+            for c in cpus:
+                if not 0 <= c < bm.size * 8:
+                    raise LibxlInvalid(-6, "INVAL", call="libxl_set_vcpuaffinity",
+                                       domid=domid, detail=f"cpu {c} does not exist")
+                lib.libxl_bitmap_set(bm, c)
+        except BaseException:
+            lib.libxl_bitmap_dispose(bm)
+            raise
+        return bm
+
+    def vcpu_pin(self, dom: int | str, vcpu: int | str, hard="all", soft=None) -> None:
+        """Pin vcpu(s) to physical cpus (``libxl_set_vcpuaffinity``; ``xl vcpu-pin``).
+        ``vcpu`` is a number or ``"all"``; ``hard``/``soft`` are cpu sets or xl cpu lists
+        (``"0-1"``, ``"all"``, ``"^0"``); ``None`` leaves that affinity alone."""
+        ffi, lib = self._ffi, self._lib
+        domid = self.domid(dom)
+        ncpus = self.max_cpus()
+        vcpus = [v.vcpuid for v in self.vcpu_list(domid)]
+        if str(vcpu) == "all":
+            targets = vcpus
+        else:
+            try:
+                v = int(vcpu)
+            except ValueError:
+                raise LibxlInvalid(-6, "INVAL", call="libxl_set_vcpuaffinity", domid=domid,
+                                   detail=f"invalid vcpu {vcpu!r}") from None
+            if v not in vcpus:
+                raise LibxlInvalid(-6, "INVAL", call="libxl_set_vcpuaffinity", domid=domid,
+                                   detail=f"vcpu {v} does not exist (domain has "
+                                          f"{len(vcpus)})")
+            targets = [v]
+
+        def cpuset(x):
+            if x is None:
+                return None
+            return parse_cpus(x, ncpus) if isinstance(x, str) else frozenset(x)
+
+        hard_s, soft_s = cpuset(hard), cpuset(soft)
+        if hard_s is None and soft_s is None:
+            raise LibxlInvalid(-6, "INVAL", call="libxl_set_vcpuaffinity", domid=domid,
+                               detail="neither hard nor soft affinity given")
+        hb = self._bitmap(hard_s, domid) if hard_s is not None else None
+        try:
+            sb = self._bitmap(soft_s, domid) if soft_s is not None else None
+            try:
+                for v in targets:
+                    _check(lib.libxl_set_vcpuaffinity(self._p(), domid, v,
+                                                      hb if hb is not None else ffi.NULL,
+                                                      sb if sb is not None else ffi.NULL),
+                           "libxl_set_vcpuaffinity", domid)
+            finally:
+                if sb is not None:
+                    lib.libxl_bitmap_dispose(sb)
+        finally:
+            if hb is not None:
+                lib.libxl_bitmap_dispose(hb)
+
+    # -- VNC -----------------------------------------------------------------------------
+    def vnc(self, dom: int | str, *, timeout: float = 0) -> VncAddress:
+        """The VNC address of a domain's display: what libxl recorded from the device
+        model (``/local/domain/<domid>/console/vnc-port`` and ``vnc-listen``, the nodes
+        ``libxl_vncviewer_exec`` reads). ``timeout``: seconds to wait for the device model
+        to publish them. LibxlError NOTFOUND if the domain has no VNC display."""
+        from . import xenstore
+        domid = self.domid(dom)
+        base = f"/local/domain/{domid}/console"
+        end = time.monotonic() + timeout
+        with xenstore.open() as xs:
+            while True:
+                port = xs.get(f"{base}/vnc-port")
+                if port or time.monotonic() >= end:
+                    break
+                time.sleep(0.2)
+            if not port:
+                raise LibxlError(-23, "NOTFOUND", call="vnc", domid=domid,
+                                 detail="no VNC display (not an HVM guest with vnc=1, or "
+                                        "its device model has not started)")
+            listen = xs.get(f"{base}/vnc-listen")
+        try:
+            p = int(port.decode())
+        except ValueError:
+            raise LibxlError(-3, "FAIL", call="vnc", domid=domid,
+                             detail=f"unreadable vnc-port {port!r}") from None
+        host = listen.decode() if listen else "localhost"
+        return VncAddress(domid=domid, host=host, port=p)
+
+
+_EVENTMASK_ALL = 0xFFFFFFFFFFFFFFFF
+_CHILD_HOOKS = None
+
+
+def _child_hooks():
+    """The one libxl_childproc_hooks every pyxen context uses (libxl requires all of a
+    process's contexts to agree, and the struct to outlive them)."""
+    global _CHILD_HOOKS
+    if _CHILD_HOOKS is None:
+        ffi, lib = xen()
+        h = ffi.new("libxl_childproc_hooks *")
+        h.chldowner = lib.libxl_sigchld_owner_libxl_always_selective_reap
+        _CHILD_HOOKS = h
+    return _CHILD_HOOKS
+
+
+class CreateOp:
+    """A domain creation in flight (:meth:`Context.create_async`).
+
+    libxl owns ``d_config`` and the domid slot until the ``OPERATION_COMPLETE`` event, so
+    both live here (and the context keeps this object) until then. ``domid`` is known
+    from the ``DOMAIN_CREATE_CONSOLE_AVAILABLE`` progress event or from completion."""
+
+    def __init__(self, ctx: Context, cfg, paused: bool):
+        ffi, lib = ctx._ffi, ctx._lib
+        self.ctx = ctx
+        self.paused = paused
+        self._d = ctx._create_config(cfg)
+        self._domid = ffi.new("uint32_t *", 0xFFFFFFFF)
+        self._token = ctx._token()
+        self._ctoken = ctx._token()
+        self._how = ffi.new("libxl_asyncop_how *")
+        self._how.callback = ffi.NULL
+        self._how.u.for_event = self._token
+        self._chow = ffi.new("libxl_asyncprogress_how *")
+        self._chow.callback = ffi.NULL
+        self._chow.for_event = self._ctoken
+        self.domid: int | None = None
+        self.console_available = False
+        self.done = False
+        self.error: LibxlError | None = None
+        self.started = time.monotonic()
+        self.elapsed: float | None = None
+        rc = lib.libxl_domain_create_new(ctx._p(), self._d, self._domid, self._how,
+                                         self._chow)
+        if rc:  # not started: nothing is in flight
+            self._finish()
+            _check(rc, "libxl_domain_create_new")
+        ctx._ops[self._token] = self
+
+    def _finish(self) -> None:
+        self.done = True
+        self.ctx._ops.pop(self._token, None)
+        self.ctx._drop_token(self._token)
+        self.ctx._drop_token(self._ctoken)
+        if self._d is not None:
+            self.ctx._lib.libxl_domain_config_dispose(self._d)
+            self._d = None
+
+    def _take(self) -> None:
+        cq = self.ctx._queues.get(self._ctoken)
+        while cq:
+            ev = cq.popleft()
+            self.console_available = True
+            self.domid = ev.domid
+        q = self.ctx._queues.get(self._token)
+        if q:
+            ev = q.popleft()
+            self.elapsed = time.monotonic() - self.started
+            domid = int(self._domid[0])
+            if ev.rc:
+                self.error = LibxlError(ev.rc, ev.code or str(ev.rc),
+                                        call="libxl_domain_create_new",
+                                        detail="libxl destroyed the partly built domain")
+                if ev.code in _CLASSES:
+                    self.error = _CLASSES[ev.code](ev.rc, ev.code,
+                                                   call="libxl_domain_create_new",
+                                                   detail=self.error.detail)
+            else:
+                self.domid = domid
+            self._finish()
+            if self.error is None and not self.paused:
+                try:
+                    self.ctx.unpause(domid)
+                except LibxlError as e:
+                    self.error = e
+                    self.ctx.destroy(domid)
+
+    def poll(self) -> bool:
+        """Let libxl make progress without blocking; True once the operation finished."""
+        if not self.done:
+            self.ctx.run_events(0)
+            self._take()
+        return self.done
+
+    def wait_console(self, timeout: float | None = None) -> int | None:
+        """Wait until the domain's console exists (or the creation finished); its domid,
+        or None on timeout / failure."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while not (self.console_available or self.done):
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            self.ctx.run_events(left)
+            self._take()
+        return self.domid
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Drive libxl until the creation completes; the new domid. Raises the creation's
+        LibxlError, or TimeoutError (the operation stays in flight)."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while not self.done:
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError(f"domain creation still in progress after {timeout:g}s")
+            self.ctx.run_events(left)
+            self._take()
+        if self.error is not None:
+            raise self.error
+        return int(self.domid)
+
+    def abort(self) -> None:
+        """Ask libxl to cut the creation short (``libxl_ao_abort``); :meth:`wait` then
+        raises ABORTED (or the domain completes anyway)."""
+        if self.done:
+            return
+        rc = self.ctx._lib.libxl_ao_abort(self.ctx._p(), self._how)
+        if rc not in (0, self.ctx._lib.ERROR_NOTFOUND, self.ctx._lib.ERROR_ABORTED):
+            _check(rc, "libxl_ao_abort")
+
+    def __repr__(self) -> str:
+        state = "done" if self.done else "in progress"
+        return f"<CreateOp domid={self.domid} {state}>"
+
+
+class DeathWatch:
+    """DOMAIN_SHUTDOWN / DOMAIN_DEATH events of one domain
+    (``libxl_evenable_domain_death`` .. ``libxl_evdisable_domain_death``)."""
+
+    def __init__(self, ctx: Context, domid: int):
+        ffi, lib = ctx._ffi, ctx._lib
+        self.ctx = ctx
+        self.domid = domid
+        self._token = ctx._token()
+        self._evgen = ffi.new("libxl_evgen_domain_death **")
+        rc = lib.libxl_evenable_domain_death(ctx._p(), domid, self._token, self._evgen)
+        if rc:
+            ctx._drop_token(self._token)
+            _check(rc, "libxl_evenable_domain_death", domid)
+
+    def wait(self, timeout: float | None = None) -> DomainEvent | None:
+        """The next event (DOMAIN_SHUTDOWN with its reason, or DOMAIN_DEATH), or None
+        after ``timeout`` seconds."""
+        return self.ctx._wait_queue(self._token, timeout)
+
+    def wait_for(self, *types: EventType, timeout: float | None = None) -> DomainEvent | None:
+        """Skip events until one of ``types`` (default DOMAIN_DEATH); None on timeout."""
+        types = types or (EventType.DOMAIN_DEATH,)
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if end is None else max(0.0, end - time.monotonic())
+            ev = self.wait(left)
+            if ev is None or ev.type in types:
+                return ev
+
+    def close(self) -> None:
+        if self._evgen is not None and self._evgen[0] != self.ctx._ffi.NULL \
+                and not self.ctx.closed:
+            self.ctx._lib.libxl_evdisable_domain_death(self.ctx._p(), self._evgen[0])
+        self._evgen = None
+        self.ctx._drop_token(self._token)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

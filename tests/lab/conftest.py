@@ -2,8 +2,10 @@
 tests/lab``, which ``make test`` does). Outside a dom0 they are skipped with that hint;
 inside the lab (PYXEN_LAB=1) a missing Xen is an error, never a skip."""
 
+import contextlib
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -63,3 +65,33 @@ def guest_kit() -> dict:
     for p in kit.values():
         assert os.path.exists(p), f"lab guest kit missing {p}"
     return kit
+
+
+def wait_for(pred, timeout=120.0, step=0.5):
+    """Poll ``pred`` until it returns something true or ``timeout`` seconds pass; its last
+    value."""
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > end:
+            return v
+        time.sleep(step)
+
+
+@contextlib.contextmanager
+def xl_guest(name: str, kit: dict, cfg_dir, *, memory: int = 128, vcpus: int = 2,
+             extra: str = "console=hvc0 pyxen.action=wait", paused: bool = False,
+             more: str = ""):
+    """A PV guest of the lab's guest kit booted with `xl create` (the reference
+    toolstack), destroyed with `xl destroy` on exit. Yields its domid."""
+    cfg = os.path.join(str(cfg_dir), f"{name}.cfg")
+    with open(cfg, "w") as f:
+        f.write(f'name = "{name}"\nkernel = "{kit["kernel"]}"\n'
+                f'ramdisk = "{kit["ramdisk"]}"\nextra = "{extra}"\n'
+                f"memory = {memory}\nvcpus = {vcpus}\n{more}")
+    subprocess.run(["xl", "create", *(["-p"] if paused else []), cfg], check=True,
+                   capture_output=True, text=True)
+    try:
+        yield int(run_tool("xl", "domid", name).strip())
+    finally:
+        subprocess.run(["xl", "destroy", name], capture_output=True)

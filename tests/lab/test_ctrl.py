@@ -15,23 +15,11 @@ import pyxen.cpuid
 from pyxen.ctrl import (NoSuchDomainError, ShutdownReason, VirtCaps, XenCtrlError,
                         XenInvalidArgumentError)
 
-
-
-def run_tool(*argv: str, check: bool = True) -> str:
-    """One of Xen's own tools (xl, xenstore-*), the reference to compare against."""
-    return subprocess.run(argv, check=check, capture_output=True, text=True).stdout
+from conftest import run_tool, xl_guest
+from conftest import wait_for as _wait
 
 GUEST_MEM_MB = 128
 UNUSED_DOMID = 7001
-
-
-def _wait(pred, timeout=120.0, step=0.5):
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > end:
-            return v
-        time.sleep(step)
 
 
 def xl_list() -> dict[int, dict]:
@@ -73,15 +61,9 @@ def xl_vcpu_list(name: str, ncpus: int) -> dict[int, dict]:
 @pytest.fixture(scope="module")
 def guest(guest_kit, tmp_path_factory):
     name = f"pyxen-ctrl-{os.getpid()}"
-    cfg = tmp_path_factory.mktemp("guest") / f"{name}.cfg"
-    cfg.write_text(f'name = "{name}"\nkernel = "{guest_kit["kernel"]}"\n'
-                   f'ramdisk = "{guest_kit["ramdisk"]}"\n'
-                   'extra = "console=hvc0 pyxen.action=wait"\n'
-                   f"memory = {GUEST_MEM_MB}\nvcpus = 2\n")
     t0 = time.monotonic()
-    subprocess.run(["xl", "create", str(cfg)], check=True, capture_output=True, text=True)
-    try:
-        domid = int(run_tool("xl", "domid", name).strip())
+    with xl_guest(name, guest_kit, tmp_path_factory.mktemp("guest"),
+                  memory=GUEST_MEM_MB, vcpus=2) as domid:
         import pyxen.ctrl
         with pyxen.ctrl.open() as xc:
             # the guest kernel brings its second vCPU online once it has booted
@@ -89,8 +71,6 @@ def guest(guest_kit, tmp_path_factory):
         assert booted, "guest did not bring 2 vCPUs online within 240 s"
         print(f"\n[guest {name} domid {domid} up after {time.monotonic() - t0:.0f}s]")
         yield {"name": name, "domid": domid}
-    finally:
-        subprocess.run(["xl", "destroy", name], capture_output=True)
 
 
 def test_domain_list_matches_xl_list(xc, guest):

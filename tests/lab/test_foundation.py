@@ -83,10 +83,3 @@ def test_built_against_this_xen(xc):
     _, lib = xen()
     v = xc.version()
     assert (lib.pyxen_built_xen_major, lib.pyxen_built_xen_minor) == (v.major, v.minor)
-
-
-def test_demo_runs_in_process():
-    r = subprocess.run([sys.executable, "-m", "pyxen", "demo"], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert "virt_caps" in r.stdout and "xen_version" in r.stdout
-    assert "Domain-0" in r.stdout and "Name" in r.stdout

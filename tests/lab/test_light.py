@@ -355,6 +355,227 @@ def test_cli_block(guest, disk2):
     assert wait_for(lambda: len(xl_block_list(NAME)) == 1, 60), xl_block_list(NAME)
 
 
+def xl_network_list(dom) -> list[str]:
+    """The MACs `xl network-list` prints."""
+    out = subprocess.run(["xl", "network-list", str(dom)], check=True, capture_output=True,
+                         text=True).stdout
+    return sorted(line.split()[2] for line in out.splitlines()[1:] if line.strip())
+
+
+def test_nic_add_list_remove(ctx, guest, pv_config):
+    from pyxen.light import LibxlError
+    before = ctx.nic_list(NAME)
+    assert [n.mac for n in before] == [n.mac for n in pv_config.nics]
+    assert sorted(n.mac for n in before) == xl_network_list(NAME)
+    assert before[0].nic.bridge == "xenbr0"
+    new = ctx.nic_add(NAME, "bridge=xenbr0,mac=00:16:3e:5a:17:01")
+    try:
+        assert new.mac == "00:16:3e:5a:17:01" and new.devid != before[0].devid
+        assert xl_network_list(NAME) == sorted([before[0].mac, new.mac])
+        # the guest's netfront connects (xenbus state 4)
+        assert wait_for(lambda: {n.mac: n for n in ctx.nic_list(NAME)}[new.mac].state == 4,
+                        90)
+    finally:
+        ctx.nic_remove(NAME, "00:16:3e:5a:17:01")
+    assert wait_for(lambda: xl_network_list(NAME) == [before[0].mac], 60), \
+        xl_network_list(NAME)
+    with pytest.raises(LibxlError):
+        ctx.nic_remove(NAME, "00:16:3e:00:00:99")
+
+
+def xl_vcpu_hard(dom) -> dict:
+    out = subprocess.run(["xl", "vcpu-list", str(dom)], check=True, capture_output=True,
+                         text=True).stdout
+    rows = {}
+    for line in out.splitlines()[1:]:
+        p = line.split()
+        rows[int(p[2])] = " ".join(p[6:]).split(" / ")[0].strip()
+    return rows
+
+
+def test_vcpu_pin_seen_by_xl(ctx, guest):
+    from pyxen.light import LibxlInvalid
+    ncpus = ctx.max_cpus()
+    target = "1" if ncpus > 1 else "0"
+    ctx.vcpu_pin(NAME, 0, target)
+    assert xl_vcpu_hard(NAME)[0] == target
+    assert ctx.vcpu_list(NAME)[0].hard == {int(target)}
+    r = pyxen_cli("vcpu-pin", str(guest["domid"]), "all", "all", "--json")
+    assert r.returncode == 0, r.stderr
+    assert all(v["hard"] == list(range(ncpus)) for v in json.loads(r.stdout)["vcpus"])
+    assert set(xl_vcpu_hard(NAME).values()) == {"all"}
+    with pytest.raises(LibxlInvalid):
+        ctx.vcpu_pin(NAME, 0, str(ncpus + 7))
+    with pytest.raises(LibxlInvalid):
+        ctx.vcpu_pin(NAME, 9, "0")
+    r = pyxen_cli("vcpu-pin", "no-such-domain", "0", "0")
+    assert r.returncode == 1 and "no-such-domain is an invalid domain identifier" in r.stderr
+
+
+def _kit_cfg(guest_kit, name, action, *, more=""):
+    return parse_string(f"""
+name = '{name}'
+kernel = '{guest_kit["kernel"]}'
+ramdisk = '{guest_kit["ramdisk"]}'
+extra = 'console=hvc0 pyxen.action={action}'
+memory = 128
+vcpus = 1
+{more}""", filename=f"{name}.cfg")
+
+
+def test_create_async_and_death_notification(ctx, guest_kit):
+    """create_async (libxl ao with for_event), then libxl_evenable_domain_death: the guest
+    powers itself off (DOMAIN_SHUTDOWN, reason poweroff); destroying it gives DOMAIN_DEATH."""
+    from pyxen.light import EventType, ShutdownReason
+    name = "pyxen-light-async"
+    op = ctx.create_async(_kit_cfg(guest_kit, name, "poweroff"), paused=True)
+    try:
+        domid = op.wait(timeout=300)
+        assert op.done and op.console_available and op.domid == domid
+        assert xl_list()[name]["id"] == domid and "p" in xl_list()[name]["state"]
+        with ctx.watch_death(name) as w:
+            ctx.unpause(domid)
+            ev = w.wait_for(EventType.DOMAIN_SHUTDOWN, timeout=300)
+            assert ev is not None, "no DOMAIN_SHUTDOWN event"
+            assert ev.domid == domid and ev.shutdown_reason == ShutdownReason.POWEROFF
+            assert ctx.info(domid).shutdown  # no xl daemon: the domain stays, shut down
+            ctx.destroy(domid)
+            ev = w.wait_for(EventType.DOMAIN_DEATH, timeout=60)
+            assert ev is not None and ev.domid == domid
+        assert not ctx.exists(name)
+    finally:
+        if ctx.exists(name):
+            ctx.destroy(name)
+
+
+def test_create_async_failure_leaves_nothing(ctx):
+    from pyxen.light import LibxlError
+    cfg = parse_string("name='pyxen-light-bad2'\nkernel='/nonexistent/vmlinuz'\nmemory=32\n")
+    before = {d.domid for d in ctx.list()}
+    try:
+        op = ctx.create_async(cfg)
+    except LibxlError as e:  # libxl may fail it before going asynchronous
+        assert e.call == "libxl_domain_create_new"
+    else:
+        with pytest.raises(LibxlError) as ei:
+            op.wait(timeout=120)
+        assert ei.value.call == "libxl_domain_create_new" and op.done
+    assert wait_for(lambda: {d.domid for d in ctx.list()} == before, 30)
+
+
+def _read_pty(fd, until: bytes, timeout: float) -> bytes:
+    buf = b""
+    end = time.monotonic() + timeout
+    while until not in buf and time.monotonic() < end:
+        r, _, _ = select.select([fd], [], [], 1)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+    return buf
+
+
+def _cli_under_pty(*argv):
+    import pty
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(sys.executable, [sys.executable, "-m", "pyxen", *argv])
+    return pid, fd
+
+
+def test_cli_create_c_and_console_by_name(ctx, guest_kit, tmp_path):
+    """`pyxen create -c` attaches the console while the guest boots; `pyxen console NAME`
+    (a name, not an id) shows what the guest prints next. Both under a pty, as a user."""
+    name = "pyxen-light-console"
+    cfg = tmp_path / f"{name}.cfg"
+    cfg.write_text(f"name='{name}'\nkernel='{guest_kit['kernel']}'\n"
+                   f"ramdisk='{guest_kit['ramdisk']}'\n"
+                   "extra='console=hvc0 pyxen.action=watch pyxen.marker=PYXEN-LIGHT-CON'\n"
+                   "memory=128\nvcpus=1\n")
+    pid, fd = _cli_under_pty("create", "-c", str(cfg))
+    try:
+        out = _read_pty(fd, b"PYXEN-LIGHT-CON uname=", 300)
+        assert b"PYXEN-LIGHT-CON uname=" in out, out[-2000:]
+        assert f"Domain {name} created as domid".encode() in out
+        os.write(fd, b"\x1d")  # Ctrl-] leaves the console
+        assert os.waitpid(pid, 0)[1] == 0
+        os.close(fd)
+        pid, fd = _cli_under_pty("console", name)
+        time.sleep(1)
+        ctx.nic_add(name, "bridge=xenbr0,mac=00:16:3e:5a:17:02")
+        out = _read_pty(fd, b"mac=00:16:3e:5a:17:02", 120)
+        assert b"PYXEN-NET" in out and b"mac=00:16:3e:5a:17:02" in out, out[-2000:]
+        os.write(fd, b"\x1d")
+        assert os.waitpid(pid, 0)[1] == 0
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        if ctx.exists(name):
+            ctx.destroy(name)
+
+
+HVM_NAME = "pyxen-light-hvm"
+
+
+def test_hvm_create_and_vnc(ctx, guest_kit, tmp_path):
+    """An HVM guest (hvmloader + qemu-xen from the dom0, direct kernel boot, a vif, a
+    file-backed disk, VNC on) through pyxen.light; its VNC address as libxl recorded it."""
+    img = tmp_path / "hvm.img"
+    with open(img, "wb") as f:
+        f.truncate(16 << 20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConfigWarning)
+        cfg = _kit_cfg(guest_kit, HVM_NAME, "wait", more=f"""
+builder = 'hvm'
+device_model = '/usr/lib/xen/bin/qemu-dm'
+device_model_version = 'qemu-xen'
+disk = ['format=raw,vdev=hda,access=rw,target={img}']
+vif = ['bridge=xenbr0,mac=00:16:3e:38:d4:15']
+serial = 'pty'
+boot = 'c'
+vnc = 1
+vncviewer = 0
+vnclisten = '127.0.0.1'
+sdl = 0
+""")
+    assert cfg.device_model_version == "qemu-xen"
+    op = ctx.create_async(cfg.replace(memory=256))
+    try:
+        domid = op.wait(timeout=600)
+        assert xl_list()[HVM_NAME]["id"] == domid
+        info = ctx.info(HVM_NAME)
+        assert info.type is not None and info.type.value == "hvm"
+        vnc = ctx.vnc(HVM_NAME, timeout=60)
+        assert vnc.domid == domid and vnc.host == "127.0.0.1" and vnc.port >= 5900
+        from pyxen.xenstore import open as xs_open
+        with xs_open() as xs:
+            assert xs.read(f"/local/domain/{domid}/console/vnc-port") == str(vnc.port).encode()
+        r = pyxen_cli("vnc", HVM_NAME, "--json")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["port"] == vnc.port
+        r = pyxen_cli("vnc", str(domid))
+        assert r.returncode == 0 and r.stdout.startswith(f"127.0.0.1:{vnc.display} "), r
+    finally:
+        if ctx.exists(HVM_NAME):
+            ctx.destroy(HVM_NAME)
+    assert wait_for(lambda: HVM_NAME not in xl_list(), 60)
+
+
+def test_vnc_of_pv_guest_is_typed(ctx, guest):
+    from pyxen.light import LibxlError
+    with pytest.raises(LibxlError) as ei:
+        ctx.vnc(NAME)
+    assert ei.value.code == "NOTFOUND"
+    r = pyxen_cli("vnc", NAME)
+    assert r.returncode == 1 and r.stderr.startswith("pyxen: ")
+
+
 def test_destroy_removes_domain(ctx, guest):
     ctx.destroy(NAME)
     assert wait_for(lambda: NAME not in xl_list(), 60)
