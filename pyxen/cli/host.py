@@ -257,18 +257,11 @@ def cmd_demo(args) -> int:
         demo.step("console: the guest's marker", fn=console)
 
         data = os.path.join(work, "data.img")
-        # the file goes behind a loop device first (what losetup does, here by ioctl):
-        # the block hotplug script then has no losetup of its own to do, which under a
-        # loaded TCG lab can outlast libxl's hotplug timeout
-        loop = _loop_attach(data)
-        demo.say(f"(losetup: {data} -> {loop})")
-        try:
-            demo.step("block-attach a file-backed disk",
-                      ["block-attach", "linux", f"format=raw,vdev=xvdb,access=rw,target={loop}"])
-            demo.step("block-list", ["block-list", "linux"])
-            demo.step("block-detach", ["block-detach", "linux", "xvdb"])
-        finally:
-            _loop_detach(loop)
+        # pyxen.devices wires the file itself (a loop device by ioctl, no hotplug script)
+        demo.step("block-attach a file-backed disk",
+                  ["block-attach", "linux", f"format=raw,vdev=xvdb,access=rw,target={data}"])
+        demo.step("block-list", ["block-list", "linux"])
+        demo.step("block-detach", ["block-detach", "linux", "xvdb"])
 
         def xs_read():
             with light.open() as ctx:
@@ -295,15 +288,13 @@ def cmd_demo(args) -> int:
             if rc == 0:
                 created.remove("linux")
                 return True
-            demo.say("(the guest did not act on the shutdown request: the lab's busybox "
-                     "/init ignores poweroff's signal; destroying it, as `xl destroy` "
-                     "would)")
+            demo.say("(the guest did not act on the shutdown request; destroying it, "
+                     "as `xl destroy` would)")
             demo.say("$ pyxen destroy linux")
             if main(["destroy", "linux"]) == 0:
                 created.remove("linux")
             return False
-        demo.step("shutdown (and the domain-death notification)", fn=shutdown,
-                  required=False)
+        demo.step("shutdown (and the domain-death notification)", fn=shutdown)
         demo.step("list", ["list"])
 
         if not args.no_hvm:
@@ -342,36 +333,3 @@ def _ncpus() -> int:
     from .. import light
     with light.open() as ctx:
         return ctx.max_cpus()
-
-
-def _loop_attach(path: str) -> str:
-    """Bind ``path`` to a free loop device (LOOP_CTL_GET_FREE + LOOP_SET_FD, as losetup)."""
-    import fcntl
-    import os
-    ctl = os.open("/dev/loop-control", os.O_RDWR)
-    try:
-        n = fcntl.ioctl(ctl, 0x4C82)  # LOOP_CTL_GET_FREE
-    finally:
-        os.close(ctl)
-    dev = f"/dev/loop{n}"
-    fd = os.open(dev, os.O_RDWR)
-    img = os.open(path, os.O_RDWR)
-    try:
-        fcntl.ioctl(fd, 0x4C00, img)  # LOOP_SET_FD
-    finally:
-        os.close(img)
-        os.close(fd)
-    return dev
-
-
-def _loop_detach(dev: str) -> None:
-    import fcntl
-    import os
-    try:
-        fd = os.open(dev, os.O_RDWR)
-        try:
-            fcntl.ioctl(fd, 0x4C01)  # LOOP_CLR_FD
-        finally:
-            os.close(fd)
-    except OSError:
-        pass

@@ -14,7 +14,8 @@ def test_demo_walkthrough():
     for step in ("virt-caps", "info: the hypervisor", "create the PV guest",
                  "console: the guest's marker", "block-attach a file-backed disk",
                  "block-list", "block-detach", "xenstore read", "mem-set", "vcpu-set",
-                 "vcpu-pin", "pause", "unpause", "create the HVM guest",
+                 "vcpu-pin", "pause", "unpause", "shutdown (and the domain-death notification)",
+                 "create the HVM guest",
                  "vnc: where its display is served", "destroy"):
         assert f"-- ok: {step}" in out, step
     assert "FAILED" not in out
