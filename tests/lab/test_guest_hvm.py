@@ -115,7 +115,16 @@ def test_hvm_direct_kernel_boot_reaches_marker_on_serial(xc, xs, G, guest_kit):
         info = xc.domain(g.domid)
         assert info.hvm and not info.paused and info.uuid == uid
         assert xl_list()["pyxen-t-hvm"][0] == g.domid
-        assert "hvm" in run_tool("xl", "list", "-l", str(g.domid))
+        # libxenguest set the store/console HVM params the guest finds its rings by
+        from pyxen._native import xen
+        ffi, lib = xen()
+        val = ffi.new("uint64_t *")
+        for param, want in ((lib.HVM_PARAM_STORE_PFN, g.store_mfn),
+                            (lib.HVM_PARAM_STORE_EVTCHN, g.store_port),
+                            (lib.HVM_PARAM_CONSOLE_PFN, g.console_mfn),
+                            (lib.HVM_PARAM_CONSOLE_EVTCHN, g.console_port)):
+            assert lib.xc_hvm_param_get(xc._p(), g.domid, param, val) == 0
+            assert val[0] == want, (param, val[0], want)
         assert xs.read(f"{d}/hvmloader/bios") == b"seabios"
         assert xs.read(f"{d}/platform/device-model") == b"qemu_xen"
         assert xs.read(f"/vm/{uid}/image/ostype") == b"hvm"
