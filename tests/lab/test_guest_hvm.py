@@ -105,6 +105,34 @@ def test_hvm_rollback_when_device_model_fails(xc, xs, G, guest_kit):
     assert "pyxen-t-hvm-baddm" not in xl_list()
 
 
+def test_cli_build_hvm_paused_with_pty_serial(xc, xs, G, guest_kit):
+    """`pyxen build --hvm -p`: the domain is built and qemu running (the CLI process
+    exits, qemu stays: its own session); the serial pty is published where xl looks."""
+    import subprocess
+    import sys
+    before = snapshot(xc, xs)
+    r = subprocess.run([sys.executable, "-m", "pyxen", "build", "--hvm", "--name",
+                        "pyxen-t-hvm-cli", "--kernel", guest_kit["kernel"], "--ramdisk",
+                        guest_kit["ramdisk"], "--memory", "128", "--extra", "console=ttyS0",
+                        "--serial", "pty", "-p"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    domid = G.resolve("pyxen-t-hvm-cli", xs)
+    try:
+        assert f"domid {domid}" in r.stdout and "device model pid" in r.stdout, r.stdout
+        assert xc.domain(domid).paused and xc.domain(domid).hvm
+        pid = int(xs.read(f"/local/domain/{domid}/image/device-model-pid"))
+        assert qemu_pids().get(pid) == domid
+        tty = xs.read(f"/local/domain/{domid}/serial/0/tty").decode()
+        assert tty.startswith("/dev/pts/") and os.path.exists(tty)
+        assert G.serial_spec(domid, xs=xs) == f"pty:{tty}"
+        assert G.qmp(domid, "query-status")["status"] == "running"
+        assert xl_list()["pyxen-t-hvm-cli"][0] == domid
+    finally:
+        G.destroy(domid, xc=xc, xs=xs)
+    assert G.wait_gone(xc, domid, 30)
+    assert snapshot(xc, xs) == before
+
+
 def test_hvm_direct_kernel_boot_reaches_marker_on_serial(xc, xs, G, guest_kit):
     uid = str(uuid.uuid4())
     t0 = time.monotonic()
