@@ -51,6 +51,9 @@ def register(sub) -> None:
 
     c = sub.add_parser("console", help="attach to a guest's console (Ctrl-] leaves)")
     c.add_argument("domain", help="domain name or id")
+    c.add_argument("--serial", action="store_true",
+                   help="an HVM guest's emulated serial port (pty: interactive; file: "
+                        "follow it, Ctrl-C leaves) instead of its PV console")
     c.set_defaults(func=cmd_console)
 
 
@@ -97,7 +100,26 @@ def _hvm_options(args) -> dict:
 
 def cmd_console(args) -> int:
     from .. import guest
-    return attach(guest.resolve(args.domain))
+    domid = guest.resolve(args.domain)
+    if not getattr(args, "serial", False):
+        return attach(domid)
+    spec = guest.serial_spec(domid)
+    if spec and spec.startswith("pty:"):
+        return attach(domid, spec[4:])
+    if not spec or not spec.startswith("file:"):
+        print(f"pyxen console: domain {domid} has no serial pyxen can read ({spec or 'none'})",
+              file=sys.stderr)
+        return 1
+    try:
+        with open(spec[5:], "rb") as f:
+            while True:
+                data = f.read(65536)
+                if data:
+                    os.write(sys.stdout.fileno(), data)
+                else:
+                    select.select([], [], [], 0.2)
+    except KeyboardInterrupt:
+        return 0
 
 
 def attach(domid: int, tty: str | None = None) -> int:
