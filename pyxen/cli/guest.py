@@ -122,11 +122,11 @@ def cmd_console(args) -> int:
         return 0
 
 
-def attach(domid: int, tty: str | None = None) -> int:
-    """Shuttle bytes between this terminal and the guest's console (or ``tty``, e.g. an
+def attach(domid: int, tty_path: str | None = None) -> int:
+    """Shuttle bytes between this terminal and the guest's console (or ``tty_path``, e.g. an
     HVM guest's serial pty) until Ctrl-]."""
     from .. import guest
-    fd = guest._open_pty(tty) if tty else guest.open_console(domid)
+    fd = guest._open_pty(tty_path) if tty_path else guest.open_console(domid)
     stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
     old = termios.tcgetattr(stdin) if os.isatty(stdin) else None
     if old is not None:

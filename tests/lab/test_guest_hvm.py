@@ -11,7 +11,7 @@ import pytest
 from conftest import run_tool
 
 MARKER = "PYXEN-HVM-OK"
-BOOT_TIMEOUT = 1800  # hvmloader + SeaBIOS + kernel under TCG, CPU shared with other labs
+BOOT_TIMEOUT = 3000  # hvmloader + SeaBIOS + kernel under TCG, CPU shared with other labs
 
 
 @pytest.fixture
