@@ -10,7 +10,7 @@ PV and HVM guests are built through libxenguest the way libxl's PV path does it 
 
 HVM guests follow libxl's HVM path: an HVM container (``XEN_DOMCTL_CDF_hvm|hap``, all
 emulation but vPCI) → max vcpus → max mem → event channels → HVM params (hpet, vpt_align,
-timer_mode, altp2m) → paging pool → xc_dom_allocate with hvmloader as the kernel and
+timer_mode) → paging pool → xc_dom_allocate with hvmloader as the kernel and
 SeaBIOS as its system firmware module, the lowmem/highmem/MMIO-hole layout and the e820
 map → the same boot steps (libxenguest sets the store/console HVM params) → xenstore
 entries (plus ``platform/*`` and ``hvmloader/bios=seabios``) → introduce → the qemu-xen
@@ -1036,11 +1036,12 @@ class _Build:
         store_port = self.xc.evtchn_alloc_unbound(domid, store_domid)
         console_port = self.xc.evtchn_alloc_unbound(domid, console_domid)
         # libxl__arch_domain_create → hvm_set_conf_params (xl's defaults: hpet=1,
-        # vpt_align=1, timer_mode=no_delay_for_missed_ticks, altp2m off)
+        # vpt_align=1, timer_mode=no_delay_for_missed_ticks). altp2m stays off, its
+        # default: 4.17's libxl writes HVM_PARAM_ALTP2M=0, 4.20 (altp2m chosen at domain
+        # creation) refuses that param with EEXIST.
         self._mark("xc_hvm_param_set")
         for param, value in ((lib.HVM_PARAM_HPET_ENABLED, 1), (lib.HVM_PARAM_VPT_ALIGN, 1),
-                             (lib.HVM_PARAM_TIMER_MODE, lib.HVMPTM_no_delay_for_missed_ticks),
-                             (lib.HVM_PARAM_ALTP2M, 0)):
+                             (lib.HVM_PARAM_TIMER_MODE, lib.HVMPTM_no_delay_for_missed_ticks)):
             self._xc_check(lib.xc_hvm_param_set(xch, domid, param, value), "xc_hvm_param_set")
         self._mark("xc_set_paging_mempool_size")
         try:
