@@ -10,6 +10,10 @@ pyxen's build time scales over 50 domains, in the lab dom0.
 * nth_over_first_at_50: 50 paused minimal PV domains (benchmarks/_minipv.py, 16 MiB)
   built one after another by pyxen while all stay alive; ratio = the 50th build's time /
   the 1st's. Goal 1.2 (LightVM, SOSP'17, showed xl growing super-linearly).
+* hvm_create_vs_xl (``--hvm-rounds N``, default 1; 0 skips it): create-to-paused of an
+  HVM guest (hvmloader + SeaBIOS, qemu-xen started and "running", direct kernel boot of
+  the kit) by pyxen against ``xl create -p`` of the same HVM config; ratio = pyxen / xl.
+  Most of either is qemu's own start-up. Goal 1.0 (no slower than xl).
 
 Timings are never asserted: this prints a table and, with --json, one JSON line last.
 """
@@ -69,6 +73,38 @@ def time_xl(cfg: str) -> float:
     return dt
 
 
+def xl_hvm_config(path: str, name: str, memory: int) -> str:
+    with open(path, "w") as f:
+        f.write(f'name = "{name}"\ntype = "hvm"\nkernel = "{KIT}/vmlinuz"\n'
+                f'ramdisk = "{KIT}/initrd.cpio.gz"\nextra = "console=ttyS0 pyxen.action=wait"\n'
+                f'memory = {memory}\nvcpus = 1\nvnc = 0\nvga = "none"\nserial = "pty"\n'
+                'on_poweroff = "destroy"\non_reboot = "destroy"\non_crash = "destroy"\n')
+    return path
+
+
+def time_pyxen_hvm(xc, xs, memory: int, steps: dict) -> float:
+    spec = G.BuildSpec(name="bench-hvm-pyxen", type="hvm", kernel=f"{KIT}/vmlinuz",
+                       ramdisk=f"{KIT}/initrd.cpio.gz",
+                       cmdline="console=ttyS0 pyxen.action=wait", memory=memory,
+                       serial="pty", paused=True)
+    t0 = time.perf_counter()
+    g = G.build(spec, xc=xc, xs=xs)
+    dt = time.perf_counter() - t0
+    steps.clear()
+    steps.update(g.timings)
+    G.destroy(g.domid, xc=xc, xs=xs, uuid=g.uuid)
+    G.wait_gone(xc, g.domid, 30)
+    return dt
+
+
+def time_xl_hvm(cfg: str) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(["xl", "create", "-p", "-q", cfg], check=True, capture_output=True)
+    dt = time.perf_counter() - t0
+    subprocess.run(["xl", "destroy", "bench-hvm-xl"], check=True, capture_output=True)
+    return dt
+
+
 def scaling(xc, xs, count: int, memory: int, kernel: str) -> list[float]:
     times, built = [], []
     try:
@@ -94,6 +130,7 @@ def main() -> int:
     ap.add_argument("--memory", type=int, default=128, help="MiB of the kit guest")
     ap.add_argument("--count", type=int, default=50)
     ap.add_argument("--mini-memory", type=int, default=16)
+    ap.add_argument("--hvm-rounds", type=int, default=1)
     args = ap.parse_args()
 
     results = []
@@ -140,6 +177,19 @@ def main() -> int:
                               f"built by pyxen one after another: 1st {times[0]:.3f}s, "
                               f"{n}th {times[-1]:.3f}s, mean {statistics.mean(times):.3f}s, "
                               f"max {max(times):.3f}s; last5/first5 {last5 / first5:.3f}"))
+        if args.hvm_rounds > 0:
+            hcfg = xl_hvm_config(os.path.join(tmp, "hvm.cfg"), "bench-hvm-xl", args.memory)
+            hsteps: dict = {}
+            for _ in range(args.hvm_rounds):
+                r.add("hvm_create", "xl", time_xl_hvm(hcfg))
+                r.add("hvm_create", "pyxen", time_pyxen_hvm(xc, xs, args.memory, hsteps))
+            hp, hx = r.best("hvm_create", "pyxen"), r.best("hvm_create", "xl")
+            print("pyxen HVM build steps (s):", fmt(hsteps))
+            rows.append(["hvm_create (best)", f"{hp:.3f}s", f"{hx:.3f}s", f"{hp / hx:.3f}"])
+            results.append(result("hvm_create_vs_xl", hp / hx, 1.0,
+                                  f"HVM create-to-paused incl. qemu-xen start, {args.memory} "
+                                  f"MiB, best of {args.hvm_rounds}: pyxen {hp:.3f}s, "
+                                  f"xl create -p {hx:.3f}s"))
     print(table(rows, ["measure", "pyxen / first", "xl / last", "ratio"]))
     if args.json:
         print_json(results)

@@ -2,6 +2,17 @@
  * struct xc_dom_image is declared partially ("...;"): the C compiler fixes the offsets of
  * the fields pyxen reads and writes. */
 typedef int... xen_pfn_t;
+typedef int... xen_paddr_t;
+
+/* a firmware blob handed to hvmloader (SeaBIOS/OVMF as system firmware, ACPI, SMBIOS) */
+struct xc_hvm_firmware_module {
+    uint8_t  *data;
+    uint32_t  length;
+    uint64_t  guest_addr_out;
+};
+/* values of xc_dom_image.container_type (an anonymous enum in xenguest.h) */
+#define XC_DOM_PV_CONTAINER ...
+#define XC_DOM_HVM_CONTAINER ...
 
 struct xc_dom_image {
     /* misc xen domain config stuff */
@@ -19,6 +30,17 @@ struct xc_dom_image {
     const char *guest_type;
     /* Number of vCPUs */
     unsigned int max_vcpus;
+    /* Container type (HVM or PV): an anonymous enum, declared by its size */
+    int container_type;
+    /* HVM specific fields */
+    xen_pfn_t target_pages;
+    xen_paddr_t mmio_start;
+    xen_paddr_t mmio_size;
+    xen_paddr_t lowmem_end;
+    xen_paddr_t highmem_end;
+    xen_pfn_t vga_hole_size;
+    bool device_model;
+    struct xc_hvm_firmware_module system_firmware_module;
     ...;
 };
 

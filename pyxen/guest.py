@@ -1,6 +1,6 @@
 """pyxen.guest: build and run guest domains in-process, without libxl.
 
-PV guests are built through libxenguest the way libxl's PV path does it in Xen 4.17
+PV and HVM guests are built through libxenguest the way libxl's PV path does it in Xen 4.17
 (``libxl__build_pre`` → ``libxl__build_pv``/``libxl__build_dom`` → ``libxl__build_post``):
 
     create domain → max vcpus → max mem / memmap limit → event channels → xc_dom_allocate →
@@ -8,8 +8,18 @@ PV guests are built through libxenguest the way libxl's PV path does it in Xen 4
     boot mem init → build image → boot image → gnttab init → release → xenstore entries
     (one transaction) → introduce to xenstored → unpause
 
-Any failure rolls back: the half-built domain is destroyed and its xenstore entries
-removed; :class:`BuildError` says which ``step`` failed and why.
+HVM guests follow libxl's HVM path: an HVM container (``XEN_DOMCTL_CDF_hvm|hap``, all
+emulation but vPCI) → max vcpus → max mem → event channels → HVM params (hpet, vpt_align,
+timer_mode) → paging pool → xc_dom_allocate with hvmloader as the kernel and
+SeaBIOS as its system firmware module, the lowmem/highmem/MMIO-hole layout and the e820
+map → the same boot steps (libxenguest sets the store/console HVM params) → xenstore
+entries (plus ``platform/*`` and ``hvmloader/bios=seabios``) → introduce → the qemu-xen
+device model (``-xen-domid N -machine xenfv``, QMP socket, VNC/SDL/serial, direct kernel
+boot) until xenstore's ``device-model/<domid>/state`` says running → unpause. Starting
+qemu is the one subprocess in pyxen's library code: Xen's HVM design needs it.
+
+Any failure rolls back: the half-built domain is destroyed, its xenstore entries removed
+and its device model killed; :class:`BuildError` says which ``step`` failed and why.
 
 Also here: reading a guest's console through xenconsoled's pty (:func:`console_output`,
 :func:`open_console`) and a :class:`Supervisor` that applies on_poweroff / on_reboot /
@@ -25,12 +35,17 @@ import os
 import struct
 import threading
 import zlib
+import json
 import select
+import signal
+import socket
+import subprocess
 import termios
 import time
 import uuid as _uuid
 from dataclasses import dataclass, field, replace
 
+from . import cpuid as _cpuid
 from . import ctrl as _ctrl
 from . import xenstore as _xenstore
 from ._native import xen
@@ -83,13 +98,29 @@ class SpecError(BuildError, ValueError):
     """The build spec itself is invalid (nothing was created)."""
 
 
+#: guest types build() knows (xl's ``type=``)
+GUEST_TYPES = ("pv", "hvm")
+#: emulated graphics cards for HVM guests (xl's ``vga=``) and their default videoram (MiB)
+VGA_KINDS = {"none": 0, "stdvga": 16, "cirrus": 8}
+
+
 @dataclass(frozen=True)
 class BuildSpec:
-    """A PV guest, in xl's terms: ``memory``/``maxmem`` in MiB, ``cmdline`` is xl's
-    ``extra`` (``root`` is prepended as ``root=...`` the way xl does)."""
+    """A guest, in xl's terms: ``memory``/``maxmem`` in MiB, ``cmdline`` is xl's
+    ``extra`` (``root`` is prepended as ``root=...`` the way xl does).
+
+    ``type="hvm"`` builds an HVM guest: hvmloader (``firmware``) as the kernel, SeaBIOS
+    (``system_firmware``) as its system firmware module, then the qemu-xen device model.
+    ``kernel``/``ramdisk``/``cmdline`` are then optional and mean direct kernel boot
+    (qemu's ``-kernel``/``-initrd``/``-append``, as libxl does). ``serial``: ``"file"``
+    (default: a log file pyxen reads, :func:`serial_output`), ``"pty"``, ``"none"`` or
+    any qemu ``-serial`` value. ``vnc``/``vnclisten``/``vncdisplay``/``vncunused``,
+    ``sdl``, ``vga``/``videoram``, ``boot`` (qemu boot order, xl's ``boot=``) and
+    ``device_model_args`` are passed to qemu the way libxl passes them.
+    """
 
     name: str
-    kernel: str
+    kernel: str | None = None
     ramdisk: str | None = None
     memory: int = 64
     maxmem: int | None = None
@@ -102,6 +133,35 @@ class BuildSpec:
     on_crash: Action = Action.DESTROY
     paused: bool = False
     features: str | None = None
+    # HVM
+    type: str = "pv"
+    firmware: str | None = None
+    system_firmware: str | None = None
+    bios: str = "seabios"
+    hap: bool | None = None
+    boot: str | None = None
+    serial: str | None = "file"
+    vnc: bool = False
+    vnclisten: str = "127.0.0.1"
+    vncdisplay: int = 0
+    vncunused: bool = True
+    sdl: bool = False
+    vga: str = "none"
+    videoram: int | None = None
+    device_model: str | None = None
+    device_model_args: tuple = ()
+    dm_timeout: float = 120.0
+
+    @property
+    def hvm(self) -> bool:
+        return self.type == "hvm"
+
+    @property
+    def video_mb(self) -> int:
+        """MiB of video memory the device model allocates (0 without a graphics card)."""
+        if not self.hvm or self.vga == "none":
+            return 0
+        return self.videoram if self.videoram is not None else VGA_KINDS[self.vga]
 
     @property
     def full_cmdline(self) -> str:
@@ -147,7 +207,38 @@ class BuildSpec:
             raise bad(str(e)) from None
         if "\0" in self.full_cmdline:
             raise bad("cmdline contains NUL")
-        return replace(self, uuid=uid, **acts)
+        if self.type not in GUEST_TYPES:
+            raise bad(f"type must be one of {', '.join(GUEST_TYPES)}, not {self.type!r}")
+        if not self.hvm:
+            return replace(self, uuid=uid, **acts)
+        if self.maxmem is not None and self.maxmem != self.memory:
+            raise bad("an HVM guest with maxmem > memory needs populate-on-demand, "
+                      "which pyxen does not build")
+        if self.bios != "seabios":
+            raise bad(f"bios {self.bios!r}: only seabios is supported with qemu-xen")
+        if self.vga not in VGA_KINDS:
+            raise bad(f"vga must be one of {', '.join(VGA_KINDS)}, not {self.vga!r}")
+        if self.videoram is not None and (isinstance(self.videoram, bool) or
+                                          not isinstance(self.videoram, int)
+                                          or self.videoram < 1):
+            raise bad(f"videoram must be a positive int, not {self.videoram!r}")
+        if self.boot is not None and (not self.boot or set(self.boot) - set("acdn")):
+            raise bad(f"boot order {self.boot!r}: letters a, c, d, n only")
+        if (self.ramdisk or self.full_cmdline) and not self.kernel:
+            raise bad("ramdisk and cmdline need a kernel (HVM direct kernel boot)")
+        if isinstance(self.vncdisplay, bool) or not isinstance(self.vncdisplay, int) \
+                or not 0 <= self.vncdisplay < 100:
+            raise bad(f"vncdisplay must be 0..99, not {self.vncdisplay!r}")
+        if isinstance(self.device_model_args, str) or not all(
+                isinstance(a, str) and "\0" not in a for a in self.device_model_args):
+            raise bad("device_model_args must be a sequence of strings")
+        for f in ("serial", "vnclisten", "firmware", "system_firmware", "device_model"):
+            v = getattr(self, f)
+            if v is not None and (not isinstance(v, str) or "\0" in v or (
+                    f == "vnclisten" and "," in v)):
+                raise bad(f"invalid {f} {v!r}")
+        return replace(self, uuid=uid, device_model_args=tuple(self.device_model_args),
+                       **acts)
 
 
 @dataclass(frozen=True)
@@ -163,6 +254,12 @@ class Guest:
     store_domid: int = 0
     console_domid: int = 0
     timings: dict = field(default_factory=dict, compare=False, repr=False)
+    #: HVM: the qemu-xen device model's pid, VNC port (None without VNC), the serial as
+    #: qemu was given it (``file:PATH``, ``pty:/dev/pts/N``, ...), its QMP socket
+    device_model_pid: int | None = None
+    vnc_port: int | None = None
+    serial: str | None = None
+    qmp_path: str | None = None
 
     @property
     def name(self) -> str:
@@ -239,7 +336,9 @@ def _rm_quiet(xs, path: str) -> None:
 
 
 def remove_xenstore_entries(xs, domid: int, uuid: str | None = None) -> None:
-    """Remove what a build (or libxl) wrote for ``domid``: its home, vm and libxl paths."""
+    """Remove what a build (or libxl) wrote for ``domid``: its home, vm and libxl paths;
+    for an HVM guest also its device model (killed) and device-model directory."""
+    _remove_device_model(xs, domid)
     vm = None
     try:
         raw = xs.get(f"/local/domain/{domid}/vm")
@@ -279,11 +378,12 @@ def wait_gone(xc, domid: int, timeout: float = 10.0) -> bool:
 
 def destroy(domid: int, *, xc=None, xs=None, uuid: str | None = None) -> None:
     """Destroy a domain and remove its xenstore entries (what ``xl destroy`` does for a
-    guest without devices)."""
+    guest without devices); an HVM guest's device model is killed first."""
     own_xc, own_xs = xc is None, xs is None
     xc = xc or _ctrl.open()
     xs = xs or _xenstore.open()
     try:
+        _remove_device_model(xs, domid)  # qemu first, as libxl does
         try:
             xc.destroy(domid)
         except _ctrl.NoSuchDomainError:
@@ -357,6 +457,330 @@ def clear_kernel_cache() -> None:
         _KERNELS.clear()
 
 
+# -- HVM: firmware, device model ---------------------------------------------------------
+
+#: x86 HVM memory layout constants (xen/hvm/e820.h, libxl_internal.h, libxl_x86.c)
+HVM_BELOW_4G_MMIO_START = 0xF0000000
+HVM_BELOW_4G_MMIO_LENGTH = (1 << 32) - HVM_BELOW_4G_MMIO_START
+VGA_HOLE_PAGES = 0x20                     # LIBXL_VGA_HOLE_SIZE: 0xA0000-0xBFFFF
+GUEST_LOW_MEM_START = 0x100000            # GUEST_LOW_MEM_START_DEFAULT
+#: how long libxl waits for qemu to say "running" (LIBXL_DEVICE_MODEL_START_TIMEOUT)
+DEVICE_MODEL_START_TIMEOUT = 60.0
+#: where libxl keeps qemu's QMP socket and its logs
+RUN_DIR = "/var/run/xen"
+LOG_DIR = "/var/log/xen"
+
+
+def _first_file(candidates) -> str | None:
+    for c in candidates:
+        if c and os.path.isfile(c):
+            return c
+    return None
+
+
+def _xen_dirs() -> list[str]:
+    """Debian's versioned Xen directories, the built release first."""
+    try:
+        from ._native import built_version
+        major, minor = built_version()
+        own = [f"/usr/lib/xen-{major}.{minor}"]
+    except Exception:  # no extension: any installed one
+        own = []
+    import glob
+    return own + sorted(glob.glob("/usr/lib/xen-*"), reverse=True) + ["/usr/lib/xen",
+                                                                      "/usr/libexec/xen"]
+
+
+def default_hvmloader() -> str | None:
+    """hvmloader as libxl finds it (libxl__xenfirmwaredir_path()/hvmloader)."""
+    return _first_file(os.path.join(d, "boot", "hvmloader") for d in _xen_dirs())
+
+
+def default_seabios() -> str | None:
+    """The SeaBIOS image libxl loads as hvmloader's system firmware (Debian:
+    /usr/share/seabios/bios-256k.bin)."""
+    return _first_file(["/usr/share/seabios/bios-256k.bin", "/usr/share/seabios/bios.bin",
+                        "/usr/lib/xen/boot/seabios.bin", "/usr/share/qemu/bios-256k.bin"]
+                       + [os.path.join(d, "boot", "seabios.bin") for d in _xen_dirs()])
+
+
+def default_device_model() -> str | None:
+    """The qemu-xen binary (Debian: /usr/libexec/xen-qemu-system-i386)."""
+    return _first_file(["/usr/libexec/xen-qemu-system-i386"]
+                       + [os.path.join(d, "bin", "qemu-system-i386") for d in _xen_dirs()]
+                       + ["/usr/bin/qemu-system-i386"])
+
+
+def qmp_path(domid: int) -> str:
+    """qemu's QMP socket for ``domid`` (libxl__qemu_qmp_path: the same file, so xl
+    can talk to a device model pyxen started)."""
+    return f"{RUN_DIR}/qmp-libxl-{domid}"
+
+
+def dm_state_path(domid: int) -> str:
+    return f"/local/domain/0/device-model/{domid}"
+
+
+class QmpError(PyxenError):
+    """QMP (qemu's control socket) failed or qemu answered with an error."""
+
+    def __init__(self, command: str, reason: str):
+        super().__init__(f"QMP {command}: {reason}")
+        self.command, self.reason = command, reason
+
+
+def qmp(domid: int, command: str, arguments: dict | None = None, *,
+        timeout: float = 10.0, path: str | None = None):
+    """Run one QMP command on ``domid``'s device model; returns its ``return`` value."""
+    path = path or qmp_path(domid)
+    end = time.monotonic() + timeout
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    except OSError as e:
+        raise QmpError(command, str(e)) from e
+    try:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except OSError as e:
+            raise QmpError(command, f"cannot connect to {path}: {e}") from e
+        f = sock.makefile("rwb")
+
+        def reply(what):
+            while True:
+                sock.settimeout(max(0.01, end - time.monotonic()))
+                try:
+                    line = f.readline()
+                except (OSError, socket.timeout) as e:
+                    raise QmpError(what, f"no answer: {e}") from e
+                if not line:
+                    raise QmpError(what, "qemu closed the QMP socket")
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue
+                if "event" in msg:
+                    continue
+                return msg
+
+        greeting = reply("greeting")
+        if "QMP" not in greeting:
+            raise QmpError("greeting", f"unexpected {greeting!r}")
+        for cmd, args in (("qmp_capabilities", None), (command, arguments)):
+            msg = {"execute": cmd}
+            if args:
+                msg["arguments"] = args
+            f.write(json.dumps(msg).encode() + b"\r\n")
+            f.flush()
+            r = reply(cmd)
+            if "error" in r:
+                err = r["error"]
+                raise QmpError(cmd, f"{err.get('class')}: {err.get('desc')}")
+        return r.get("return")
+    finally:
+        sock.close()
+
+
+def vnc_port(domid: int, *, timeout: float = 10.0) -> int | None:
+    """The TCP port of ``domid``'s VNC server (QMP ``query-vnc``); None if it has none."""
+    r = qmp(domid, "query-vnc", timeout=timeout)
+    if not r or not r.get("enabled") or not str(r.get("service", "")).isdigit():
+        return None
+    return int(r["service"])
+
+
+#: device-model processes started by this process (reaped when they are killed)
+_DM_PROCS: dict[int, subprocess.Popen] = {}
+
+
+def _is_device_model(pid: int, domid: int) -> bool:
+    """Is ``pid`` (still) the qemu serving ``domid``? (pids are reused.)"""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return False
+    for i, a in enumerate(argv[:-1]):
+        if a == b"-xen-domid" and argv[i + 1] == str(domid).encode():
+            return True
+    return False
+
+
+def _gone(pid: int) -> bool:
+    p = _DM_PROCS.get(pid)
+    if p is not None:
+        if p.poll() is not None:
+            del _DM_PROCS[pid]
+            return True
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def kill_device_model(domid: int, pid: int | None, timeout: float = 5.0) -> bool:
+    """Stop ``domid``'s qemu (SIGTERM, then SIGKILL after ``timeout`` s), as libxl's
+    kill_device_model does; True if a process was stopped."""
+    if pid is None or not _is_device_model(pid, domid):
+        if pid is not None:
+            _gone(pid)  # reap it if it was ours
+        return False
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, timeout)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            break
+        end = time.monotonic() + wait
+        while not _gone(pid) and time.monotonic() < end:
+            time.sleep(0.02)
+        if _gone(pid):
+            break
+    return True
+
+
+def device_model_pid(domid: int, xs) -> int | None:
+    raw = xs.get(f"/local/domain/{domid}/image/device-model-pid")
+    try:
+        return int(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _remove_device_model(xs, domid: int) -> None:
+    """Kill ``domid``'s qemu (pid from xenstore) and remove its traces: the
+    device-model xenstore directory, the QMP socket and pyxen's serial log."""
+    try:
+        pid = device_model_pid(domid, xs)
+    except _xenstore.XenStoreError:
+        pid = None
+    kill_device_model(domid, pid)
+    _rm_quiet(xs, dm_state_path(domid))
+    for path in (qmp_path(domid), _serial_file(domid)):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def _serial_file(domid: int) -> str:
+    return f"{RUN_DIR}/pyxen-serial-{domid}.log"
+
+
+def serial_spec(domid: int, *, xs=None) -> str | None:
+    """How ``domid``'s first serial port reaches dom0, as pyxen gave it to qemu
+    (``file:PATH``, ``pty:/dev/pts/N``, ...), or None (not an HVM guest pyxen built)."""
+    own = xs is None
+    xs = xs or _xenstore.open()
+    try:
+        raw = xs.get(f"/libxl/{domid}/pyxen/serial")
+    finally:
+        if own:
+            xs.close()
+    return raw.decode() if raw else None
+
+
+def _read_fd(fd: int, end: float, marker: bytes | None) -> bytearray:
+    buf = bytearray()
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        r, _, _ = select.select([fd], [], [], min(left, 0.5))
+        if not r:
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            continue
+        except OSError as e:
+            if e.errno == _errno.EIO:  # the other side closed the pty
+                break
+            raise
+        if not chunk:
+            break
+        buf += chunk
+        if marker and marker in buf:
+            break
+    return buf
+
+
+def serial_output(domid: int, timeout: float = 30.0, until: str | bytes | None = None,
+                  *, xs=None) -> str:
+    """Read an HVM guest's first serial port (what qemu's ``-serial`` carries) for up to
+    ``timeout`` seconds, or until ``until`` appears. With ``serial="file"`` (the
+    default) this is everything the guest wrote since it started; with ``"pty"`` what it
+    writes while this reads. LookupError if the guest has no serial pyxen can read."""
+    end = time.monotonic() + timeout
+    spec = serial_spec(domid, xs=xs)
+    marker = until.encode() if isinstance(until, str) else until
+    if spec and spec.startswith("file:"):
+        path = spec[5:]
+        buf = bytearray()
+        with open(path, "rb") as f:
+            while True:
+                chunk = f.read(65536)
+                if chunk:
+                    buf += chunk
+                    if marker and marker in buf:
+                        break
+                    continue
+                if time.monotonic() >= end:
+                    break
+                time.sleep(0.1)
+        return buf.decode("utf-8", "replace")
+    if spec and spec.startswith("pty:"):
+        fd = _open_pty(spec[4:])
+        try:
+            return _read_fd(fd, end, marker).decode("utf-8", "replace")
+        finally:
+            os.close(fd)
+    raise LookupError(f"domain {domid}: no serial port pyxen can read ({spec or 'none'})")
+
+
+def device_model_argv(spec: "BuildSpec", domid: int, dm: str) -> list[str]:
+    """qemu-xen's command line for an HVM guest, as libxl__build_device_model_args_new
+    (4.17) builds it for the same options."""
+    argv = [dm, "-xen-domid", str(domid), "-no-shutdown",
+            "-chardev", f"socket,id=libxl-cmd,path={qmp_path(domid)},server=on,wait=off",
+            "-mon", "chardev=libxl-cmd,mode=control",
+            "-nodefaults", "-no-user-config", "-name", spec.name]
+    if spec.vnc:
+        listen = spec.vnclisten or "127.0.0.1"
+        arg = listen if ":" in listen else f"{listen}:{spec.vncdisplay}"
+        if spec.vncunused:
+            arg += ",to=99"
+        argv += ["-vnc", arg]
+    else:
+        argv += ["-vnc", "none"]
+    argv += ["-display", "none"]
+    if spec.sdl:
+        argv += ["-display", "sdl"]
+    if spec.kernel:
+        argv += ["-kernel", spec.kernel]
+    if spec.ramdisk:
+        argv += ["-initrd", spec.ramdisk]
+    if spec.full_cmdline:
+        argv += ["-append", spec.full_cmdline]
+    serial = spec.serial
+    if serial == "file":
+        argv += ["-serial", f"file:{_serial_file(domid)}"]
+    elif serial and serial != "none":
+        argv += ["-serial", serial]
+    if spec.vga == "stdvga":
+        argv += ["-device", f"VGA,vgamem_mb={spec.video_mb}"]
+    elif spec.vga == "cirrus":
+        argv += ["-device", f"cirrus-vga,vgamem_mb={spec.video_mb}"]
+    if spec.boot:
+        argv += ["-boot", f"order={spec.boot}"]
+    if spec.vcpus > 1:
+        argv += ["-smp", str(spec.vcpus)]
+    argv += list(spec.device_model_args)
+    argv += ["-machine", "xenfv,suppress-vmdesc=on", "-m", str(spec.memory)]
+    return argv
+
+
 # -- the builder -------------------------------------------------------------------------
 
 
@@ -370,6 +794,7 @@ class _Build:
         self.domid: int | None = None
         self.step = "spec"
         self.wrote_xenstore = False
+        self.dm_pid: int | None = None
         self.timings: dict[str, float] = {}
         self._last: float | None = None
 
@@ -398,6 +823,13 @@ class _Build:
     def _rollback(self) -> None:
         if self.domid is None:
             return
+        if self.dm_pid is not None:  # libxl kills the device model before the domain
+            kill_device_model(self.domid, self.dm_pid)
+        if self.spec.hvm:
+            try:
+                _remove_device_model(self.xs, self.domid)
+            except _xenstore.XenStoreError:
+                pass
         try:
             self.xc.destroy(self.domid)
         except _ctrl.XenCtrlError:
@@ -416,6 +848,8 @@ class _Build:
         self.step, self._last = step, now
 
     def _run(self) -> "Guest":
+        if self.spec.hvm:
+            return self._run_hvm()
         spec = self.spec
         t0 = time.monotonic()
         self._mark("check_files")
@@ -537,6 +971,256 @@ class _Build:
         finally:
             lib.xc_dom_release(dom)
 
+    # -- HVM (libxl__domain_make → libxl__build_pre → libxl__build_hvm → libxl__build_post
+    #    → libxl__spawn_local_dm → unpause) ------------------------------------------------
+
+    def _run_hvm(self) -> "Guest":
+        spec = self.spec
+        t0 = time.monotonic()
+        self._mark("check_files")
+        if spec.kernel:
+            _readable(spec.kernel, "kernel")
+        if spec.ramdisk:
+            _readable(spec.ramdisk, "ramdisk")
+        firmware = _readable(spec.firmware or default_hvmloader(), "hvmloader (firmware)")
+        bios = _readable(spec.system_firmware or default_seabios(),
+                         "SeaBIOS (system_firmware)")
+        dm = spec.device_model or default_device_model()
+        if not dm or not os.path.isfile(dm):
+            raise KernelNotFoundError("check_files", f"device model {dm or 'qemu-xen'}: "
+                                      "no such file (apt-get install qemu-system-xen)")
+        if not os.access(dm, os.X_OK):
+            raise KernelNotFoundError("check_files", f"device model {dm}: not executable")
+
+        self._mark("check_host")
+        info = self.xc.physinfo()
+        if _ctrl.VirtCaps.HVM not in info.virt_caps:
+            try:
+                v = _cpuid.verdict(self.xc)
+                why = f"; cpuid verdict: {v.reason}: {v.detail}"
+            except Exception:  # the verdict is context only
+                why = ""
+            raise self._fail(f"this host cannot run HVM guests (virt_caps: "
+                             f"{' '.join(info.virt_caps.xl_names()) or 'none'}{why})",
+                             cls=UnsupportedGuestError)
+        hap = spec.hap if spec.hap is not None else _ctrl.VirtCaps.HAP in info.virt_caps
+        if hap and _ctrl.VirtCaps.HAP not in info.virt_caps:
+            raise self._fail("hap requested but this host has no HAP (EPT/NPT)",
+                             cls=UnsupportedGuestError)
+        video_kb = spec.video_mb * 1024
+        max_kb = spec.memory * 1024 + video_kb
+        # libxl_get_required_shadow_memory: the paging pool (HAP or shadow page tables)
+        shadow_kb = 4 * (256 * spec.vcpus + 2 * (max_kb // 1024))
+        need_kb = max_kb + shadow_kb + MAXMEM_CONSTANT_KB + BUILD_OVERHEAD_KB
+        if self.check_memory and info.free_memory_kb < need_kb:
+            raise self._fail(f"guest needs {spec.memory} MiB (+{video_kb // 1024} MiB video, "
+                             f"+{(need_kb - max_kb) // 1024} MiB overhead) but the hypervisor "
+                             f"has only {info.free_memory_kb // 1024} MiB free",
+                             cls=InsufficientMemoryError)
+        if spec.name in domain_names(self.xs):
+            raise self._fail(f"a domain named {spec.name!r} already exists", cls=SpecError)
+
+        self._mark("create_domain")
+        self.domid = self.xc.create_domain(hvm=True, hap=hap, max_vcpus=spec.vcpus,
+                                           uuid=spec.uuid)
+        domid = self.domid
+        ffi, lib = xen()
+        xch = self.xc._p()
+        self._mark("max_vcpus")
+        self.xc.max_vcpus(domid, spec.vcpus)
+        self._mark("set_max_memory")
+        self.xc.set_max_memory(domid, max_kb + MAXMEM_CONSTANT_KB)
+        store_domid = _tool_domid(self.xs, "/tool/xenstored/domid")
+        console_domid = _tool_domid(self.xs, "/tool/xenconsoled/domid")
+        self._mark("evtchn_alloc_unbound")
+        store_port = self.xc.evtchn_alloc_unbound(domid, store_domid)
+        console_port = self.xc.evtchn_alloc_unbound(domid, console_domid)
+        # libxl__arch_domain_create → hvm_set_conf_params (xl's defaults: hpet=1,
+        # vpt_align=1, timer_mode=no_delay_for_missed_ticks). altp2m stays off, its
+        # default: 4.17's libxl writes HVM_PARAM_ALTP2M=0, 4.20 (altp2m chosen at domain
+        # creation) refuses that param with EEXIST.
+        self._mark("xc_hvm_param_set")
+        for param, value in ((lib.HVM_PARAM_HPET_ENABLED, 1), (lib.HVM_PARAM_VPT_ALIGN, 1),
+                             (lib.HVM_PARAM_TIMER_MODE, lib.HVMPTM_no_delay_for_missed_ticks)):
+            self._xc_check(lib.xc_hvm_param_set(xch, domid, param, value), "xc_hvm_param_set")
+        self._mark("xc_set_paging_mempool_size")
+        try:
+            self._xc_check(lib.xc_set_paging_mempool_size(xch, domid, shadow_kb * 1024),
+                           "xc_set_paging_mempool_size")
+        except _ctrl.XenCtrlError as e:
+            raise self._fail(f"paging pool of {shadow_kb} kB: {e}", e,
+                             InsufficientMemoryError if e.errno == _errno.ENOMEM
+                             else BuildError) from e
+
+        store_pfn, console_pfn = self._libxenguest_hvm(firmware, bios, store_port, store_domid,
+                                                       console_port, console_domid)
+
+        self._mark("xenstore_write")
+        guest = Guest(domid=domid, spec=spec, store_port=store_port, store_mfn=store_pfn,
+                      console_port=console_port, console_mfn=console_pfn,
+                      store_domid=store_domid, console_domid=console_domid,
+                      timings=self.timings)
+        self.xs.transact(lambda t: _write_entries(t, guest))
+        self._mark("introduce_domain")
+        self.xs.introduce_domain(domid, store_pfn, store_port)
+
+        guest = self._spawn_device_model(guest, dm)
+        if not spec.paused:
+            self._mark("unpause")
+            self.xc.unpause(domid)
+        self._mark("done")
+        guest.timings.update(self.timings)
+        guest.timings["total"] = time.monotonic() - t0
+        return guest
+
+    def _libxenguest_hvm(self, firmware, bios, store_port, store_domid, console_port,
+                         console_domid) -> tuple[int, int]:
+        """libxl__build_hvm + libxl__domain_firmware + libxl__build_dom (4.17)."""
+        spec, domid = self.spec, self.domid
+        ffi, lib = xen()
+        xch = self.xc._p()
+        self._mark("read_system_firmware")
+        with open(bios, "rb") as f:
+            bios_data = f.read()
+        if not bios_data:
+            raise self._fail(f"system firmware {bios} is empty")
+        self._mark("xc_dom_allocate")
+        dom = lib.xc_dom_allocate(xch, ffi.NULL, ffi.NULL)
+        if dom == ffi.NULL:
+            self._xc_check(-1, "xc_dom_allocate")
+        blob = ffi.from_buffer("uint8_t[]", bios_data)  # libxenguest keeps the pointer
+        try:
+            dom.container_type = lib.XC_DOM_HVM_CONTAINER
+            mem_size = spec.memory << 20
+            dom.target_pages = spec.memory << 8
+            dom.claim_enabled = 0
+            self._mark("xc_dom_kernel_file")
+            self._xc_check(lib.xc_dom_kernel_file(dom, firmware.encode()),
+                           "xc_dom_kernel_file")
+            dom.system_firmware_module.data = blob
+            dom.system_firmware_module.length = len(bios_data)
+            # the memory layout: RAM below the MMIO hole, the rest above 4 GiB
+            dom.mmio_size = HVM_BELOW_4G_MMIO_LENGTH
+            mmio_start = (1 << 32) - HVM_BELOW_4G_MMIO_LENGTH
+            lowmem_end, highmem_end = mem_size, 0
+            if lowmem_end > mmio_start:
+                highmem_end = (1 << 32) + (lowmem_end - mmio_start)
+                lowmem_end = mmio_start
+            dom.lowmem_end, dom.highmem_end, dom.mmio_start = lowmem_end, highmem_end, \
+                mmio_start
+            dom.vga_hole_size = VGA_HOLE_PAGES
+            dom.device_model = True
+            dom.max_vcpus = spec.vcpus
+            dom.console_evtchn = console_port
+            dom.console_domid = console_domid
+            dom.xenstore_evtchn = store_port
+            dom.xenstore_domid = store_domid
+
+            def memmap():  # libxl_x86.c domain_construct_memmap
+                ents = [(GUEST_LOW_MEM_START, lowmem_end - GUEST_LOW_MEM_START)]
+                if highmem_end:
+                    ents.append((1 << 32, highmem_end - (1 << 32)))
+                e820 = ffi.new("struct e820entry[]", len(ents))
+                for i, (addr, size) in enumerate(ents):
+                    e820[i].addr, e820[i].size, e820[i].type = addr, size, lib.E820_RAM
+                return lib.xc_domain_set_memory_map(xch, domid, e820, len(ents))
+
+            for step, call in (
+                    ("xc_dom_boot_xen_init", lambda: lib.xc_dom_boot_xen_init(dom, xch, domid)),
+                    ("xc_dom_parse_image", lambda: lib.xc_dom_parse_image(dom)),
+                    ("xc_dom_mem_init", lambda: lib.xc_dom_mem_init(dom, spec.memory)),
+                    ("xc_dom_boot_mem_init", lambda: lib.xc_dom_boot_mem_init(dom)),
+                    ("xc_domain_set_memory_map", memmap),
+                    ("xc_dom_build_image", lambda: lib.xc_dom_build_image(dom)),
+                    ("xc_dom_boot_image", lambda: lib.xc_dom_boot_image(dom)),
+                    ("xc_dom_gnttab_init", lambda: lib.xc_dom_gnttab_init(dom))):
+                self._mark(step)
+                try:
+                    self._xc_check(call(), step)
+                except _ctrl.XenCtrlError as e:
+                    if e.errno == _errno.ENOMEM or step == "xc_dom_boot_mem_init" or \
+                            "out of memory" in (e.detail or "").lower():
+                        raise self._fail(f"not enough memory for {spec.memory} MiB: {e}", e,
+                                         InsufficientMemoryError) from e
+                    raise self._fail(str(e), e) from e
+            return int(dom.xenstore_pfn), int(dom.console_pfn)
+        finally:
+            lib.xc_dom_release(dom)
+
+    def _spawn_device_model(self, guest: "Guest", dm: str) -> "Guest":
+        """libxl__spawn_local_dm: the xenstore keys qemu and hvmloader read, then qemu
+        itself (the one process Xen's HVM design needs), then wait for xenstore's
+        ``device-model/<domid>/state`` to say ``running``."""
+        spec, domid, xs = self.spec, self.domid, self.xs
+        self._mark("device_model_xenstore")
+        xs.mkdir(dm_state_path(domid))
+        os.makedirs(RUN_DIR, exist_ok=True)
+        os.makedirs(LOG_DIR, exist_ok=True)
+        for p in (qmp_path(domid), _serial_file(domid)):
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
+        argv = device_model_argv(spec, domid, dm)
+        env = dict(os.environ, XEN_DOMAIN_ID=str(domid),
+                   XEN_QEMU_CONSOLE_LIMIT=str(XENCONSOLE_LIMIT))  # XSA-180, as libxl
+        self._mark("device_model_spawn")
+        log = os.path.join(LOG_DIR, f"qemu-dm-{spec.name}.log")
+        with open(log, "wb") as logf:
+            # Named exception to "no subprocess in library code": Xen's HVM design needs
+            # the qemu-xen device model as a process of its own.
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
+                                    stderr=subprocess.STDOUT, env=env, close_fds=True,
+                                    start_new_session=True)
+        _DM_PROCS[proc.pid] = proc
+        self.dm_pid = proc.pid
+        xs.write(f"/local/domain/{domid}/image/device-model-pid", str(proc.pid))
+        self._mark("device_model_wait")
+        state_path = f"{dm_state_path(domid)}/state"
+        end = time.monotonic() + spec.dm_timeout
+        while True:
+            state = xs.get(state_path)
+            if state == b"running":
+                break
+            rc = proc.poll()
+            if rc is not None:
+                raise self._fail(f"{os.path.basename(dm)} exited with status {rc} before "
+                                 f"it was running: {_tail(log)}")
+            if time.monotonic() >= end:
+                raise self._fail(f"{os.path.basename(dm)} not running after "
+                                 f"{spec.dm_timeout:g}s (state {state!r}): {_tail(log)}")
+            time.sleep(0.05)
+        self._mark("device_model_qmp")
+        serial = spec.serial
+        if serial == "file":
+            serial = f"file:{_serial_file(domid)}"
+        elif serial == "pty":
+            chardevs = qmp(domid, "query-chardev")
+            ptys = [c["filename"] for c in chardevs or ()
+                    if c.get("label") == "serial0" and c.get("filename", "").startswith("pty:")]
+            serial = ptys[0] if ptys else serial
+            if ptys:
+                xs.write(f"/local/domain/{domid}/serial/0/tty", ptys[0][4:])
+        port = vnc_port(domid) if spec.vnc else None
+        if port is not None:
+            xs.write(f"/local/domain/{domid}/console/vnc-port", str(port))
+            xs.write(f"/local/domain/{domid}/console/vnc-listen", spec.vnclisten)
+        if serial and serial != "none":
+            xs.write(f"/libxl/{domid}/pyxen/serial", serial)
+        return replace(guest, device_model_pid=proc.pid, vnc_port=port, serial=serial,
+                       qmp_path=qmp_path(domid))
+
+
+def _tail(path: str, n: int = 600) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - n))
+            text = f.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return f"(no log {path})"
+    return f"{path}: {text}" if text else f"{path} is empty"
+
 
 RO = "n0 r{d}"     # libxl's roperm: dom0 owns, the guest reads
 RW = "n{d}"        # libxl's rwperm: the guest owns
@@ -574,7 +1258,8 @@ def _write_entries(t, g: Guest) -> None:
                  ("control/platform-feature-xs_reset_watches", 1),
                  # libxl__build_post
                  ("memory/static-max", spec.maxmem_mb * 1024),
-                 ("memory/target", spec.memory * 1024), ("memory/videoram", 0),
+                 ("memory/target", spec.memory * 1024),
+                 ("memory/videoram", spec.video_mb * 1024),
                  ("store/port", g.store_port), ("store/ring-ref", g.store_mfn)):
         node(f"{dom}/{k}", v)
     for i in range(spec.vcpus):
@@ -583,12 +1268,21 @@ def _write_entries(t, g: Guest) -> None:
               "control/feature-suspend", "control/sysrq", "device/suspend/event-channel",
               "data", "drivers", "feature", "attr", "error"):
         node(f"{dom}/{k}", perms=RW)       # the guest's own nodes
-    for k, v in (("name", spec.name), ("uuid", spec.uuid),
-                 ("start_time", f"{time.time():.2f}"), ("image/ostype", "linux"),
-                 ("image/kernel", spec.kernel), ("image/cmdline", spec.full_cmdline)):
-        node(f"{vm}/{k}", v)
-    if spec.ramdisk:
-        node(f"{vm}/image/ramdisk", spec.ramdisk)
+    if spec.hvm:  # libxl__domain_build (HVM) and libxl__spawn_local_dm
+        for k, v in (("name", spec.name), ("uuid", spec.uuid), ("rtc/timeoffset", ""),
+                     ("image/ostype", "hvm"), ("start_time", f"{time.time():.2f}")):
+            node(f"{vm}/{k}", v)
+        for k, v in (("platform/acpi", 1), ("platform/acpi_s3", 1), ("platform/acpi_s4", 1),
+                     ("platform/acpi_laptop_slate", 0), ("platform/device-model", "qemu_xen"),
+                     ("hvmloader/bios", spec.bios), ("hvmloader/allow-memory-relocate", 0)):
+            node(f"{dom}/{k}", v)
+    else:
+        for k, v in (("name", spec.name), ("uuid", spec.uuid),
+                     ("start_time", f"{time.time():.2f}"), ("image/ostype", "linux"),
+                     ("image/kernel", spec.kernel), ("image/cmdline", spec.full_cmdline)):
+            node(f"{vm}/{k}", v)
+        if spec.ramdisk:
+            node(f"{vm}/image/ramdisk", spec.ramdisk)
     for k in ("on_poweroff", "on_reboot", "on_crash"):
         node(f"{lx}/pyxen/{k}", Action(getattr(spec, k)).value)
     # the primary console: frontend (xenconsoled reads it and writes tty), backend,
@@ -604,7 +1298,7 @@ def _write_entries(t, g: Guest) -> None:
     node(be, perms="n{c} r{d}")
     for k, v in dev:
         node(f"{be}/{k}", v)
-    for k, v in (("type", "pv"), ("dm-version", "qemu_xen"),
+    for k, v in (("type", spec.type), ("dm-version", "qemu_xen"),
                  ("device/console/0/backend", be)) + tuple(
                      (f"device/console/0/{k}", v) for k, v in dev):
         node(f"{lx}/{k}", v)
@@ -612,7 +1306,9 @@ def _write_entries(t, g: Guest) -> None:
 
 def build(spec: BuildSpec, *, xc=None, xs=None, check_memory: bool = True,
           kernel_cache: bool = True) -> Guest:
-    """Build (and unless ``spec.paused`` start) a PV guest in-process; returns a Guest.
+    """Build (and unless ``spec.paused`` start) a PV or HVM guest in-process; returns a
+    Guest. An HVM guest also gets its qemu-xen device model (started here, the one
+    process this library starts) before it is unpaused.
 
     ``xc``/``xs``: open :mod:`pyxen.ctrl` / :mod:`pyxen.xenstore` handles to use (opened
     and closed here when omitted). ``check_memory=False`` skips the comparison with the

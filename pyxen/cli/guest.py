@@ -1,4 +1,4 @@
-"""guest verbs: pyxen build (direct PV domain build) and pyxen console DOMAIN."""
+"""guest verbs: pyxen build (direct PV or HVM domain build) and pyxen console DOMAIN."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ ESCAPE = 0x1D  # Ctrl-]
 
 
 def register(sub) -> None:
-    b = sub.add_parser("build", help="build and start a PV guest in-process (no libxl)")
+    b = sub.add_parser("build", help="build and start a PV or HVM guest in-process (no libxl)")
     b.add_argument("--name", required=True)
-    b.add_argument("--kernel", required=True)
+    b.add_argument("--kernel", help="PV: required; HVM: direct kernel boot (optional)")
     b.add_argument("--ramdisk")
     b.add_argument("--memory", type=int, default=64, help="MiB (default 64)")
     b.add_argument("--maxmem", type=int, help="MiB (default: memory)")
@@ -29,10 +29,31 @@ def register(sub) -> None:
                        choices=["destroy", "restart", "preserve", "rename-restart"])
     b.add_argument("--supervise", action="store_true",
                    help="stay and apply the on_* actions until the guest is gone")
+    h = b.add_argument_group("HVM (hvmloader + SeaBIOS + qemu-xen device model)")
+    h.add_argument("--hvm", action="store_true", help="build an HVM guest")
+    h.add_argument("--firmware", help="hvmloader (default: the installed Xen's)")
+    h.add_argument("--system-firmware", help="SeaBIOS image (default: "
+                   "/usr/share/seabios/bios-256k.bin)")
+    h.add_argument("--boot", help="boot order, xl's boot= (c disk, d cdrom, n network)")
+    h.add_argument("--serial", default="file",
+                   help="file (default, read with pyxen.guest.serial_output), pty, none, "
+                        "or a qemu -serial value")
+    h.add_argument("--vnc", action="store_true", help="start a VNC server (port printed)")
+    h.add_argument("--vnclisten", default="127.0.0.1")
+    h.add_argument("--vncdisplay", type=int, default=0)
+    h.add_argument("--sdl", action="store_true")
+    h.add_argument("--vga", default="none", choices=["none", "stdvga", "cirrus"])
+    h.add_argument("--videoram", type=int, help="MiB")
+    h.add_argument("--device-model", help="qemu-xen binary")
+    h.add_argument("--dm-arg", action="append", default=[],
+                   help="extra argument for qemu (repeatable; --dm-arg=-S)")
     b.set_defaults(func=cmd_build)
 
     c = sub.add_parser("console", help="attach to a guest's console (Ctrl-] leaves)")
     c.add_argument("domain", help="domain name or id")
+    c.add_argument("--serial", action="store_true",
+                   help="an HVM guest's emulated serial port (pty: interactive; file: "
+                        "follow it, Ctrl-C leaves) instead of its PV console")
     c.set_defaults(func=cmd_console)
 
 
@@ -42,12 +63,20 @@ def cmd_build(args) -> int:
                            memory=args.memory, maxmem=args.maxmem, vcpus=args.vcpus,
                            cmdline=args.extra, root=args.root, uuid=args.uuid,
                            paused=args.paused, on_poweroff=args.on_poweroff,
-                           on_reboot=args.on_reboot, on_crash=args.on_crash)
+                           on_reboot=args.on_reboot, on_crash=args.on_crash,
+                           **_hvm_options(args))
+    if not args.hvm and not args.kernel:
+        print("pyxen build: --kernel is required for a PV guest", file=sys.stderr)
+        return 2
     g = guest.build(spec)
     print(f"built {g.name}: domid {g.domid} uuid {g.uuid} "
           f"({g.timings.get('total', 0):.3f}s{', paused' if spec.paused else ''})")
+    if g.device_model_pid:
+        print(f"device model pid {g.device_model_pid}"
+              + (f", vnc {spec.vnclisten}:{g.vnc_port}" if g.vnc_port else "")
+              + (f", serial {g.serial}" if g.serial else ""))
     if args.console:
-        attach(g.domid)
+        attach(g.domid, g.serial[4:] if g.serial and g.serial.startswith("pty:") else None)
     if args.supervise:
         with guest.Supervisor() as sup:
             sup.add(g)
@@ -59,15 +88,45 @@ def cmd_build(args) -> int:
     return 0
 
 
+def _hvm_options(args) -> dict:
+    if not args.hvm:
+        return {}
+    return dict(type="hvm", firmware=args.firmware, system_firmware=args.system_firmware,
+                boot=args.boot, serial=args.serial, vnc=args.vnc, vnclisten=args.vnclisten,
+                vncdisplay=args.vncdisplay, sdl=args.sdl, vga=args.vga,
+                videoram=args.videoram, device_model=args.device_model,
+                device_model_args=tuple(args.dm_arg))
+
+
 def cmd_console(args) -> int:
     from .. import guest
-    return attach(guest.resolve(args.domain))
+    domid = guest.resolve(args.domain)
+    if not getattr(args, "serial", False):
+        return attach(domid)
+    spec = guest.serial_spec(domid)
+    if spec and spec.startswith("pty:"):
+        return attach(domid, spec[4:])
+    if not spec or not spec.startswith("file:"):
+        print(f"pyxen console: domain {domid} has no serial pyxen can read ({spec or 'none'})",
+              file=sys.stderr)
+        return 1
+    try:
+        with open(spec[5:], "rb") as f:
+            while True:
+                data = f.read(65536)
+                if data:
+                    os.write(sys.stdout.fileno(), data)
+                else:
+                    select.select([], [], [], 0.2)
+    except KeyboardInterrupt:
+        return 0
 
 
-def attach(domid: int) -> int:
-    """Shuttle bytes between this terminal and the guest's console until Ctrl-]."""
+def attach(domid: int, tty_path: str | None = None) -> int:
+    """Shuttle bytes between this terminal and the guest's console (or ``tty_path``, e.g. an
+    HVM guest's serial pty) until Ctrl-]."""
     from .. import guest
-    fd = guest.open_console(domid)
+    fd = guest._open_pty(tty_path) if tty_path else guest.open_console(domid)
     stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
     old = termios.tcgetattr(stdin) if os.isatty(stdin) else None
     if old is not None:
