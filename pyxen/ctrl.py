@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ._handle import Handle
 from ._log import XtlLogger
 from ._native import check_hypervisor, require_dom0, xen
-from .errors import PyxenError, XenError, XenUnavailableError
+from .errors import DomainNotFoundError, PyxenError, XenError, XenUnavailableError
 
 PAGE_KB = 4
 
@@ -29,7 +29,7 @@ class XenCtrlError(XenError):
         return f"{text} [domid {self.domid}]" if self.domid is not None else text
 
 
-class NoSuchDomainError(XenCtrlError, LookupError):
+class NoSuchDomainError(XenCtrlError, DomainNotFoundError):
     """ESRCH: there is no domain with that id."""
 
 

@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass
 
 from .config import ConfigError, DiskSpec, NicSpec, parse_disk, parse_nic
+from .errors import DomainNotFoundError as _DomainNotFoundError
 from .errors import PyxenError
 
 __all__ = ["DeviceError", "DeviceSpecError", "DeviceBusyError", "BackendDomainError",
@@ -67,7 +68,7 @@ class DeviceBusyError(DeviceError):
     """The vdev / devid is already in use in that domain."""
 
 
-class DomainNotFoundError(DeviceError, LookupError):
+class DomainNotFoundError(DeviceError, _DomainNotFoundError):
     """No such (frontend) domain."""
 
 

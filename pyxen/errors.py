@@ -19,6 +19,13 @@ class XenFeatureUnavailable(PyxenError):
     """The Xen release pyxen was built against lacks this call or field."""
 
 
+class DomainNotFoundError(PyxenError, LookupError):
+    """No domain with that id or name. Each layer raises its own subclass
+    (``ctrl.NoSuchDomainError``, ``light.DomainNotFound``, ``devices.DomainNotFoundError``,
+    and this class itself for a name pyxen.guest cannot resolve), so one ``except`` catches
+    them all."""
+
+
 class XenError(PyxenError, OSError):
     """A Xen library call failed. ``errno``/``strerror`` as OSError; ``call`` names the C call."""
 

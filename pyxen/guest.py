@@ -49,7 +49,7 @@ from . import cpuid as _cpuid
 from . import ctrl as _ctrl
 from . import xenstore as _xenstore
 from ._native import xen
-from .errors import PyxenError
+from .errors import DomainNotFoundError, PyxenError
 
 #: what libxl adds to a domain's max memory on x86 (LIBXL_MAXMEM_CONSTANT, kB)
 MAXMEM_CONSTANT_KB = 1024
@@ -67,6 +67,10 @@ class Action(str, enum.Enum):
     RESTART = "restart"
     PRESERVE = "preserve"
     RENAME_RESTART = "rename-restart"
+
+
+class NoSerialError(PyxenError, LookupError):
+    """The guest has no emulated serial port pyxen can read."""
 
 
 class BuildError(PyxenError):
@@ -324,7 +328,7 @@ def resolve(domain: str | int, xs=None) -> int:
         if own:
             xs.close()
     if domain not in names:
-        raise LookupError(f"no domain named {domain!r}")
+        raise DomainNotFoundError(f"{domain} is an invalid domain identifier")
     return names[domain]
 
 
@@ -711,7 +715,7 @@ def serial_output(domid: int, timeout: float = 30.0, until: str | bytes | None =
     """Read an HVM guest's first serial port (what qemu's ``-serial`` carries) for up to
     ``timeout`` seconds, or until ``until`` appears. With ``serial="file"`` (the
     default) this is everything the guest wrote since it started; with ``"pty"`` what it
-    writes while this reads. LookupError if the guest has no serial pyxen can read."""
+    writes while this reads. NoSerialError (a LookupError) if the guest has no serial pyxen can read."""
     end = time.monotonic() + timeout
     spec = serial_spec(domid, xs=xs)
     marker = until.encode() if isinstance(until, str) else until
@@ -736,7 +740,7 @@ def serial_output(domid: int, timeout: float = 30.0, until: str | bytes | None =
             return _read_fd(fd, end, marker).decode("utf-8", "replace")
         finally:
             os.close(fd)
-    raise LookupError(f"domain {domid}: no serial port pyxen can read ({spec or 'none'})")
+    raise NoSerialError(f"domain {domid}: no serial port pyxen can read ({spec or 'none'})")
 
 
 def device_model_argv(spec: "BuildSpec", domid: int, dm: str) -> list[str]:

@@ -38,7 +38,7 @@ from ._log import XtlLogger
 from ._native import require_dom0, xen
 from .config import (DiskSpec, DomainConfig, DomainType, NicSpec, disk_from_c, parse_disk,
                      parse_nic)
-from .errors import XenError
+from .errors import DomainNotFoundError, XenError
 
 __all__ = ["open", "Context", "DomainInfo", "DiskInfo", "NicInfo", "VcpuInfo", "VncAddress",
            "ShutdownReason", "LibxlError", "DomainNotFound", "LibxlInvalid", "ConsoleType",
@@ -60,7 +60,7 @@ class LibxlError(XenError):
         self.domid = domid
 
 
-class DomainNotFound(LibxlError, LookupError):
+class DomainNotFound(LibxlError, DomainNotFoundError):
     """No such domain (id or name)."""
 
 

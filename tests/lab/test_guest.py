@@ -330,3 +330,13 @@ def test_crash_preserve_keeps_domain(xc, xs, spec, guest_mod):
     finally:
         guest_mod.destroy(g.domid, xc=xc, xs=xs, uuid=g.uuid)
     assert guest_mod.wait_gone(xc, g.domid, 20)
+
+
+def test_cli_console_unknown_name_is_xl_like_error(xs):
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "pyxen", "console", "pyxen-t-no-such-guest"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "pyxen-t-no-such-guest is an invalid domain identifier" in r.stderr
+    assert "Traceback" not in r.stderr
