@@ -909,9 +909,13 @@ class _Build:
         self.xs.transact(lambda t: _write_entries(t, guest))
         self._mark("introduce_domain")
         self.xs.introduce_domain(domid, store_mfn, store_port)
-        if not spec.paused:
+        return self._finish(guest, t0)
+
+    def _finish(self, guest: "Guest", t0: float) -> "Guest":
+        """Unpause unless asked for a paused guest; record the step timings."""
+        if not self.spec.paused:
             self._mark("unpause")
-            self.xc.unpause(domid)
+            self.xc.unpause(guest.domid)
         self._mark("done")
         guest.timings.update(self.timings)
         guest.timings["total"] = time.monotonic() - t0
@@ -1069,13 +1073,7 @@ class _Build:
         self.xs.introduce_domain(domid, store_pfn, store_port)
 
         guest = self._spawn_device_model(guest, dm)
-        if not spec.paused:
-            self._mark("unpause")
-            self.xc.unpause(domid)
-        self._mark("done")
-        guest.timings.update(self.timings)
-        guest.timings["total"] = time.monotonic() - t0
-        return guest
+        return self._finish(guest, t0)
 
     def _libxenguest_hvm(self, firmware, bios, store_port, store_domid, console_port,
                          console_domid) -> tuple[int, int]:

@@ -3,6 +3,10 @@ tests/lab``, which ``make test`` does). Outside a dom0 they are skipped with tha
 inside the lab (PYXEN_LAB=1) a missing Xen is an error, never a skip."""
 
 import contextlib
+import re
+import select
+import termios
+import threading
 import os
 import subprocess
 import time
@@ -76,6 +80,50 @@ def wait_for(pred, timeout=120.0, step=0.5):
         if v or time.monotonic() > end:
             return v
         time.sleep(step)
+
+
+class ConsoleReader(threading.Thread):
+    """Reads a domain's console pty (as `xl console` does) into a buffer."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        attrs = termios.tcgetattr(self.fd)
+        attrs[3] &= ~(termios.ECHO | termios.ICANON)
+        termios.tcsetattr(self.fd, termios.TCSANOW, attrs)
+        self.data = b""
+        self.stop = False
+        self.start()
+
+    def run(self):
+        while not self.stop:
+            r, _, _ = select.select([self.fd], [], [], 0.5)
+            if r:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                self.data += chunk
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")
+
+    def wait(self, pattern: str, timeout: float = 120.0, start: int = 0):
+        """The first match of ``pattern`` in the console output after offset ``start``."""
+        rx = re.compile(pattern)
+        end = time.monotonic() + timeout
+        while True:
+            m = rx.search(self.text(), start)
+            if m or time.monotonic() > end:
+                return m
+            time.sleep(0.5)
+
+    def close(self):
+        self.stop = True
+        self.join(2)
+        os.close(self.fd)
 
 
 @contextlib.contextmanager

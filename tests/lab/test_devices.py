@@ -6,75 +6,18 @@ write test) for each new disk, PYXEN-DISK-GONE when one goes, PYXEN-NET for each
 
 import json
 import os
-import re
-import select
 import subprocess
 import sys
-import termios
-import threading
 import time
 
 import pytest
 
-from conftest import run_tool
+from conftest import ConsoleReader, run_tool, wait_for
 
 NAME = "pyxen-dev-pv"
 IMG = "/var/tmp/pyxen-dev-{}.img"
 PATTERN = bytes.fromhex("50595845 4e2d4445 56530102 03f0fe42".replace(" ", ""))
 BRIDGE = "pyxbr0"
-
-
-class ConsoleReader(threading.Thread):
-    """Reads a domain's console pty (as `xl console` does) into a buffer."""
-
-    def __init__(self, path):
-        super().__init__(daemon=True)
-        self.fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
-        attrs = termios.tcgetattr(self.fd)
-        attrs[3] &= ~(termios.ECHO | termios.ICANON)
-        termios.tcsetattr(self.fd, termios.TCSANOW, attrs)
-        self.data = b""
-        self.stop = False
-        self.start()
-
-    def run(self):
-        while not self.stop:
-            r, _, _ = select.select([self.fd], [], [], 0.5)
-            if r:
-                try:
-                    chunk = os.read(self.fd, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                self.data += chunk
-
-    def text(self) -> str:
-        return self.data.decode("utf-8", "replace")
-
-    def wait(self, pattern: str, timeout: float = 120.0, start: int = 0):
-        """The first match of ``pattern`` in the console output after offset ``start``."""
-        rx = re.compile(pattern)
-        end = time.monotonic() + timeout
-        while True:
-            m = rx.search(self.text(), start)
-            if m or time.monotonic() > end:
-                return m
-            time.sleep(0.5)
-
-    def close(self):
-        self.stop = True
-        self.join(2)
-        os.close(self.fd)
-
-
-def wait_for(pred, timeout=60.0, step=0.5):
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > end:
-            return v
-        time.sleep(step)
 
 
 def make_img(tag: str, size=8 << 20, pattern=PATTERN) -> str:

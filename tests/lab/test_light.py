@@ -9,8 +9,6 @@ import json
 import select
 import subprocess
 import sys
-import termios
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -18,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from pyxen.config import ConfigError, ConfigWarning, DomainConfig, parse_file, parse_string
+
+from conftest import ConsoleReader, wait_for
 
 DATA = Path(__file__).resolve().parents[1] / "host" / "data"
 NAME = "pyxen-light-pv"
@@ -42,46 +42,6 @@ def xl_block_list(dom) -> list[int]:
     out = subprocess.run(["xl", "block-list", str(dom)], check=True, capture_output=True,
                          text=True).stdout
     return sorted(int(line.split()[0]) for line in out.splitlines()[1:] if line.strip())
-
-
-def wait_for(pred, timeout=90.0, step=1.0):
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > end:
-            return v
-        time.sleep(step)
-
-
-class ConsoleReader(threading.Thread):
-    """Reads a domain's console pty (as `xl console` does) into a buffer."""
-
-    def __init__(self, path):
-        super().__init__(daemon=True)
-        self.fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
-        attrs = termios.tcgetattr(self.fd)
-        attrs[3] &= ~(termios.ECHO | termios.ICANON)
-        termios.tcsetattr(self.fd, termios.TCSANOW, attrs)
-        self.data = b""
-        self.stop = False
-        self.start()
-
-    def run(self):
-        while not self.stop:
-            r, _, _ = select.select([self.fd], [], [], 0.5)
-            if r:
-                try:
-                    chunk = os.read(self.fd, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                self.data += chunk
-
-    def close(self):
-        self.stop = True
-        self.join(2)
-        os.close(self.fd)
 
 
 @pytest.fixture(scope="module")
