@@ -1395,28 +1395,8 @@ def console_output(domid: int, timeout: float = 30.0, until: str | bytes | None 
     end = time.monotonic() + timeout
     fd = open_console(domid, xs=xs, timeout=timeout)
     marker = until.encode() if isinstance(until, str) else until
-    buf = bytearray()
     try:
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                break
-            r, _, _ = select.select([fd], [], [], min(left, 0.5))
-            if not r:
-                continue
-            try:
-                chunk = os.read(fd, 65536)
-            except BlockingIOError:
-                continue
-            except OSError as e:
-                if e.errno == _errno.EIO:  # xenconsoled closed the master
-                    break
-                raise
-            if not chunk:
-                break
-            buf += chunk
-            if marker and marker in buf:
-                break
+        buf = _read_fd(fd, end, marker)  # stops at EIO: xenconsoled closed the master
     finally:
         os.close(fd)
     return buf.decode("utf-8", "replace")
