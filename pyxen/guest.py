@@ -921,6 +921,19 @@ class _Build:
         guest.timings["total"] = time.monotonic() - t0
         return guest
 
+    def _dom_step(self, step: str, call) -> None:
+        """One libxenguest build step; out-of-memory failures become
+        InsufficientMemoryError, others BuildError naming the step."""
+        self._mark(step)
+        try:
+            self._xc_check(call(), step)
+        except _ctrl.XenCtrlError as e:
+            if e.errno == _errno.ENOMEM or step == "xc_dom_boot_mem_init" or \
+                    "out of memory" in (e.detail or "").lower():
+                raise self._fail(f"not enough memory for {self.spec.memory} MiB: {e}", e,
+                                 InsufficientMemoryError) from e
+            raise self._fail(str(e), e) from e
+
     def _libxenguest(self, kernel, ramdisk, store_port, store_domid, console_port,
                      console_domid) -> tuple[int, int]:
         spec, domid = self.spec, self.domid
@@ -963,15 +976,7 @@ class _Build:
                     ("xc_dom_build_image", lambda: lib.xc_dom_build_image(dom)),
                     ("xc_dom_boot_image", lambda: lib.xc_dom_boot_image(dom)),
                     ("xc_dom_gnttab_init", lambda: lib.xc_dom_gnttab_init(dom))):
-                self._mark(step)
-                try:
-                    self._xc_check(call(), step)
-                except _ctrl.XenCtrlError as e:
-                    if e.errno == _errno.ENOMEM or step == "xc_dom_boot_mem_init" or \
-                            "out of memory" in (e.detail or "").lower():
-                        raise self._fail(f"not enough memory for {spec.memory} MiB: {e}", e,
-                                         InsufficientMemoryError) from e
-                    raise self._fail(str(e), e) from e
+                self._dom_step(step, call)
             if lib.xc_dom_translated(dom):
                 return int(dom.xenstore_pfn), int(dom.console_pfn)
             return (int(lib.xc_dom_p2m(dom, dom.xenstore_pfn)),
@@ -1136,15 +1141,7 @@ class _Build:
                     ("xc_dom_build_image", lambda: lib.xc_dom_build_image(dom)),
                     ("xc_dom_boot_image", lambda: lib.xc_dom_boot_image(dom)),
                     ("xc_dom_gnttab_init", lambda: lib.xc_dom_gnttab_init(dom))):
-                self._mark(step)
-                try:
-                    self._xc_check(call(), step)
-                except _ctrl.XenCtrlError as e:
-                    if e.errno == _errno.ENOMEM or step == "xc_dom_boot_mem_init" or \
-                            "out of memory" in (e.detail or "").lower():
-                        raise self._fail(f"not enough memory for {spec.memory} MiB: {e}", e,
-                                         InsufficientMemoryError) from e
-                    raise self._fail(str(e), e) from e
+                self._dom_step(step, call)
             return int(dom.xenstore_pfn), int(dom.console_pfn)
         finally:
             lib.xc_dom_release(dom)

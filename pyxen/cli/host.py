@@ -183,6 +183,16 @@ class _Demo:
     def say(self, text: str) -> None:
         print(text, flush=True)
 
+    def console_marker(self, name: str, marker: str) -> bool:
+        """Read ``name``'s PV console non-interactively until the guest kit's marker line."""
+        from .. import guest
+        domid = guest.resolve(name)
+        self.say(f"$ pyxen console {name}   (read non-interactively until {marker})")
+        out = guest.console_output(domid, timeout=150, until=marker + " uname=")
+        lines = [ln for ln in out.replace("\r", "").splitlines() if marker in ln]
+        self.say(lines[-1] if lines else out[-800:])
+        return bool(lines)
+
     def step(self, title: str, argv: list[str] | None = None, fn=None,
              required: bool = True) -> bool:
         """Print the command, run it in-process (pyxen.cli.main), record the outcome."""
@@ -250,15 +260,8 @@ def cmd_demo(args) -> int:
             created.append("linux")
         demo.step("list (xm list's columns)", ["list"])
 
-        def console():
-            with light.open() as ctx:
-                domid = ctx.domid("linux")
-            demo.say(f"$ pyxen console linux   (read non-interactively until {DEMO_MARKER})")
-            out = guest.console_output(domid, timeout=150, until=DEMO_MARKER + " uname=")
-            lines = [ln for ln in out.replace("\r", "").splitlines() if DEMO_MARKER in ln]
-            demo.say(lines[-1] if lines else out[-800:])
-            return bool(lines)
-        demo.step("console: the guest's marker", fn=console)
+        demo.step("console: the guest's marker",
+                  fn=lambda: demo.console_marker("linux", DEMO_MARKER))
 
         data = os.path.join(work, "data.img")
         # pyxen.devices wires the file itself (a loop device by ioctl, no hotplug script)
@@ -348,14 +351,8 @@ def _direct_builds(demo: "_Demo", args, created: list) -> None:
                   "--extra", f"console=hvc0 pyxen.marker={pv_marker}"]):
         created.append("direct-pv")
 
-        def pv_console():
-            domid = guest.resolve("direct-pv")
-            demo.say(f"$ pyxen console direct-pv   (read non-interactively until {pv_marker})")
-            out = guest.console_output(domid, timeout=150, until=pv_marker + " uname=")
-            lines = [ln for ln in out.replace("\r", "").splitlines() if pv_marker in ln]
-            demo.say(lines[-1] if lines else out[-800:])
-            return bool(lines)
-        demo.step("console: the directly built guest's marker", fn=pv_console)
+        demo.step("console: the directly built guest's marker",
+                  fn=lambda: demo.console_marker("direct-pv", pv_marker))
         if demo.step("destroy", ["destroy", "direct-pv"]):
             created.remove("direct-pv")
     if args.no_hvm:
