@@ -32,7 +32,7 @@ from . import cpio
 FILES = Path(__file__).with_name("files")
 
 # Bump when a build step changes in a way the lists below do not show.
-BASE_REVISION = 1
+BASE_REVISION = 2
 IMAGE_REVISION = 1
 
 
@@ -40,7 +40,14 @@ COMMON_PACKAGES = (
     "linux-image-amd64", "libxen-dev", "gcc", "libc6-dev", "python3-dev", "python3-cffi",
     "python3-setuptools", "python3-pytest", "python3-pyxs", "qemu-system-xen", "seabios",
     "busybox-static", "kmod", "udev", "iproute2", "bridge-utils", "procps", "initramfs-tools",
+    "python3-pip", "python3-venv", "python3-hypothesis", "pkg-config",
 )
+
+# pyxen's build backend needs setuptools >= 77 (PEP 639 license expressions); Debian 12
+# ships 66. The base layer carries a venv that sees Debian's cffi and adds only that, so a
+# lab run builds the sdist's wheel offline (--no-build-isolation) against the dom0's cffi.
+BUILD_VENV = "/opt/pyxen-build"
+BUILD_REQUIRES = ("setuptools>=77",)
 
 
 @dataclass(frozen=True)
@@ -269,6 +276,12 @@ def build_base(recipe: Recipe, progress: Progress) -> Path:
         progress.run(["chroot", str(root), "apt-get", "install", "-y", "--no-install-recommends",
                       *recipe.packages], "apt-get install", env=env)
         progress.run(["chroot", str(root), "apt-get", "clean"], "apt-get clean", env=env)
+        progress.step(f"build venv {BUILD_VENV} ({', '.join(BUILD_REQUIRES)})")
+        progress.run(["chroot", str(root), "python3", "-m", "venv", "--system-site-packages",
+                      BUILD_VENV], "python3 -m venv", env=env)
+        progress.run(["chroot", str(root), f"{BUILD_VENV}/bin/pip", "install", "-q",
+                      "--disable-pip-version-check", "--no-cache-dir", *BUILD_REQUIRES],
+                     "pip install (build venv)", env=env)
     tmp.rename(final)
     (final / "ok").write_text(json.dumps({"recipe": recipe.packages, "mirror": mirror}))
     return final / "root"
