@@ -2,17 +2,25 @@
 #   make demo  - install what is needed, build, boot the Xen lab and run the demo
 #   make test  - install what is needed, run the host tests and the lab tests (in a real dom0)
 # Both run as root on Debian 12 x86-64 (the lab builds a Debian image with debootstrap).
+# make test first proves the package: sdist + wheel, the sdist pip-installed into a fresh
+# venv and run from /, mypy and ruff; then the host tests, then the lab tests, which run
+# against that sdist installed in the dom0.
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-HOST_PACKAGES := qemu-system-x86 debootstrap e2fsprogs libxen-dev gcc python3-dev python3-venv
+HOST_PACKAGES := qemu-system-x86 debootstrap e2fsprogs libxen-dev gcc python3-dev python3-venv \
+                 pkg-config
+# A fresh venv each make test: the sdist installed as a user would (pip, build isolation).
+INSTALL_VENV := .venv-sdist
+# The sdist `make dist` made (a shell glob: make caches directory listings).
+SDIST = $$(ls $(CURDIR)/dist/pyxen-*.tar.gz)
 LAB_TIMEOUT ?= 3000
 # The lab tests run once per supported Xen release (Debian 12's 4.17, Debian 13's 4.20).
 LAB_XEN ?= 4.17 4.20
 LAB_PYTEST := python3 -m pytest -v --color=no -p no:cacheprovider tests/lab
 
-.PHONY: all deps venv build demo test test-host test-lab bench lab-shell clean
+.PHONY: all deps venv build dist install-check static demo test test-host test-lab lab-shell clean
 
 all: build
 
@@ -25,9 +33,13 @@ deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# The development venv: pyxen installed editable with its test extra (pytest, hypothesis,
+# build, mypy, ruff, types-cffi); the extension modules are built in place.
 $(VENV)/.ok: pyproject.toml Makefile
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check cffi pytest setuptools hypothesis
+	$(PY) -m pip install -q --disable-pip-version-check "setuptools>=77" "cffi>=1.15"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
 	touch $@
 
 venv: deps $(VENV)/.ok
@@ -35,15 +47,45 @@ venv: deps $(VENV)/.ok
 build: venv
 	$(PY) setup.py -q build_ext --inplace
 
-demo: build
+# sdist, then the wheel built from that sdist (python -m build's default).
+dist: venv
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+
+# The sdist into a fresh venv, then the installed copy used from / (not this tree).
+install-check: dist
+	rm -rf $(INSTALL_VENV)
+	$(PYTHON) -m venv $(INSTALL_VENV)
+	$(INSTALL_VENV)/bin/pip install -q --disable-pip-version-check $(SDIST)
+	cd / && $(CURDIR)/$(INSTALL_VENV)/bin/python -c \
+	    'import pyxen, pyxen._xen, pyxen._cpuid, pyxen.cli; assert "/site-packages/" in pyxen.__file__, pyxen.__file__'
+	cd / && $(CURDIR)/$(INSTALL_VENV)/bin/pyxen --version
+	cd / && $(CURDIR)/$(INSTALL_VENV)/bin/pyxen virt-caps --json >/dev/null
+	@cd / && $(CURDIR)/$(INSTALL_VENV)/bin/pyxen list 2>$(CURDIR)/$(INSTALL_VENV)/list.err; rc=$$?; \
+	    lines=$$(wc -l <$(CURDIR)/$(INSTALL_VENV)/list.err); \
+	    if [ $$rc -ne 1 ] || [ $$lines -ne 1 ]; then \
+	        echo "install-check: pyxen list without Xen: exit $$rc, $$lines stderr lines (want 1, 1)"; \
+	        exit 1; \
+	    fi; echo "install-check: pyxen list without Xen exits 1 with one line"
+
+static: venv
+	$(VENV)/bin/mypy pyxen
+	$(VENV)/bin/ruff check pyxen tests benchmarks
+
+demo: build dist
 	@$(PY) -m pyxen virt-caps
-	$(PY) -m pyxen.lab run --timeout $(LAB_TIMEOUT) -- pyxen demo
+	PYXEN_LAB_SDIST=$(SDIST) $(PY) -m pyxen.lab run --timeout $(LAB_TIMEOUT) -- pyxen demo
 
 test: build
 	@rc=0; \
+	echo "== package: sdist, wheel, the sdist into a fresh venv =="; \
+	$(MAKE) --no-print-directory install-check || exit 1; \
+	echo "== static checks: mypy, ruff =="; \
+	$(MAKE) --no-print-directory static || rc=1; \
 	echo "== host tests =="; $(PY) -m pytest -v tests/host || rc=1; \
 	for v in $(LAB_XEN); do \
-	    echo "== lab tests inside a Xen $$v dom0 =="; \
+	    echo "== lab tests inside a Xen $$v dom0 (pyxen installed from $(SDIST)) =="; \
+	    PYXEN_LAB_SDIST=$(SDIST) \
 	    $(PY) -m pyxen.lab --xen $$v run --timeout $(LAB_TIMEOUT) -- $(LAB_PYTEST) || rc=1; \
 	done; \
 	exit $$rc
@@ -51,8 +93,9 @@ test: build
 test-host: build
 	$(PY) -m pytest -v tests/host
 
-test-lab: build
+test-lab: build dist
 	@rc=0; for v in $(LAB_XEN); do \
+	    PYXEN_LAB_SDIST=$(SDIST) \
 	    $(PY) -m pyxen.lab --xen $$v run --timeout $(LAB_TIMEOUT) -- $(LAB_PYTEST) || rc=1; \
 	done; exit $$rc
 
@@ -60,4 +103,4 @@ lab-shell: build
 	$(PY) -m pyxen.lab shell
 
 clean:
-	rm -rf build $(VENV) pyxen/*.so pyxen/_xen.c pyxen/_cpuid.c
+	rm -rf build dist $(VENV) $(INSTALL_VENV) pyxen/*.so pyxen/_xen.c pyxen/_cpuid.c *.egg-info

@@ -6,7 +6,8 @@
 
 Declarations are version-aware: a line ``#if XEN >= 4.18`` ... ``#else`` ... ``#endif``
 in a ``csrc/*.h`` file is resolved here against the Xen version found at build time
-(from the installed libxenctrl's soname, or ``PYXEN_XEN_VERSION``), so one source
+(``PYXEN_XEN_VERSION``, else pkg-config's ``xencontrol`` version, else the installed
+libxenctrl's soname), so one source
 tree serves several Xen releases without copying shared declarations.
 """
 
@@ -15,12 +16,17 @@ from __future__ import annotations
 import glob
 import os
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 from cffi import FFI
 
 CSRC = Path(__file__).resolve().parents[1] / "csrc"
+# pkg-config names of the libraries pyxen._xen links (libxen-dev ships a .pc for each but
+# libxlutil, which is linked by name).
+XEN_PKGCONFIG = ["xenstore", "xencontrol", "xenguest", "xenlight", "xentoollog"]
 XEN_LIBS = ["xenstore", "xenctrl", "xenguest", "xenlight", "xlutil", "xentoollog"]
 # Order matters: later headers use types declared by earlier ones.
 XEN_HEADERS = ["xentoollog.h", "xenstore.h", "xenctrl.h", "xenguest.h", "libxl.h",
@@ -30,19 +36,59 @@ LIB_DIRS = [p for p in os.environ.get("PYXEN_XEN_LIBDIR", "").split(":") if p]
 FIX = "pyxen: Xen development headers not found (xenctrl.h): apt-get install libxen-dev"
 
 
-def xen_version() -> tuple[int, int]:
-    """The Xen release whose libraries this build links against."""
-    env = os.environ.get("PYXEN_XEN_VERSION")
-    if env:
-        major, minor = env.split(".")[:2]
-        return int(major), int(minor)
+def _rel(path: Path) -> str:
+    """A source path relative to the working directory: setuptools refuses absolute ones."""
+    return os.path.relpath(path)
+
+
+def _pkgconfig_version() -> tuple[int, int] | None:
+    """The release from ``xencontrol.pc`` (libxen-dev), or None without pkg-config or it."""
+    pkg_config = shutil.which(os.environ.get("PKG_CONFIG", "pkg-config"))
+    if pkg_config is None:
+        return None
+    try:
+        out = subprocess.run([pkg_config, "--modversion", "xencontrol"], capture_output=True,
+                             text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.match(r"(\d+)\.(\d+)", out.stdout.strip()) if out.returncode == 0 else None
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def _soname_version() -> tuple[int, int] | None:
     dirs = LIB_DIRS + ["/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"]
     for d in dirs:
         for path in sorted(glob.glob(os.path.join(d, "libxenctrl.so.*.*"))):
             m = re.search(r"libxenctrl\.so\.(\d+)\.(\d+)", path)
             if m:
                 return int(m.group(1)), int(m.group(2))
-    sys.exit(FIX)
+    return None
+
+
+def xen_version() -> tuple[int, int]:
+    """The Xen release whose libraries this build links against.
+
+    ``PYXEN_XEN_VERSION`` if set; else pkg-config's ``xencontrol`` module version; else the
+    installed libxenctrl's soname.
+    """
+    env = os.environ.get("PYXEN_XEN_VERSION")
+    if env:
+        major, minor = env.split(".")[:2]
+        return int(major), int(minor)
+    found = _pkgconfig_version() or _soname_version()
+    if found is None:
+        sys.exit(FIX)
+    return found
+
+
+def _use_pkgconfig() -> bool:
+    """pkg-config knows every .pc we need (and no PYXEN_XEN_INCLUDE/LIBDIR override)."""
+    if INCLUDE_DIRS or LIB_DIRS or _pkgconfig_version() is None:
+        return False
+    pkg_config = shutil.which(os.environ.get("PKG_CONFIG", "pkg-config")) or "pkg-config"
+    rc = subprocess.run([pkg_config, "--exists", *XEN_PKGCONFIG], capture_output=True,
+                        timeout=30, check=False).returncode
+    return rc == 0
 
 
 def _find_header(name: str) -> bool:
@@ -86,7 +132,7 @@ def _read(name: str, version: tuple[int, int]) -> str:
 cpuid_ffi = FFI()
 cpuid_ffi.cdef((CSRC / "pyxen_cpuid.h").read_text())
 cpuid_ffi.set_source("pyxen._cpuid", '#include "pyxen_cpuid.h"',
-                     sources=[str(CSRC / "pyxen_cpuid.c")], include_dirs=[str(CSRC)])
+                     sources=[_rel(CSRC / "pyxen_cpuid.c")], include_dirs=[_rel(CSRC)])
 
 
 def _make_xen_ffi() -> FFI:
@@ -95,12 +141,17 @@ def _make_xen_ffi() -> FFI:
     version = xen_version()
     ffi = FFI()
     ffi.cdef("\n".join(_read(h, version) for h in XEN_HEADERS))
-    ffi.set_source(
-        "pyxen._xen", _read("pyxen_xen.c", version),
-        libraries=XEN_LIBS, include_dirs=INCLUDE_DIRS, library_dirs=LIB_DIRS,
-        define_macros=[("PYXEN_XEN_MAJOR", str(version[0])),
-                       ("PYXEN_XEN_MINOR", str(version[1]))],
-        extra_compile_args=["-Wno-unused-function"])
+    source = _read("pyxen_xen.c", version)
+    common = dict(define_macros=[("PYXEN_XEN_MAJOR", str(version[0])),
+                                 ("PYXEN_XEN_MINOR", str(version[1]))],
+                  extra_compile_args=["-Wno-unused-function"])
+    if _use_pkgconfig():
+        # cffi merges pkg-config's --cflags/--libs; libxlutil has no .pc file.
+        ffi.set_source_pkgconfig("pyxen._xen", XEN_PKGCONFIG, source,
+                                 libraries=["xlutil"], **common)
+    else:
+        ffi.set_source("pyxen._xen", source, libraries=XEN_LIBS, include_dirs=INCLUDE_DIRS,
+                       library_dirs=LIB_DIRS, **common)
     return ffi
 
 

@@ -1,8 +1,9 @@
 """The ``pyxen`` command line: xl/xm-style verbs over the library, in-process.
 
 Each area lives in its own module under ``pyxen.cli`` with a ``register(sub)`` function
-that adds its verbs; verbs return an exit status. Errors print like xl's (one line on
-stderr) and exit 1; a missing Xen exits 2.
+that adds its verbs; verbs return an exit status. Exit statuses are xl's: 0 for success, 1
+for a failed operation (a missing Xen included), 2 only for a usage error (argparse's).
+Errors print like xl's: one line on stderr.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import importlib
 import json
 import sys
 
-from ..errors import PyxenError, XenUnavailableError
+from .. import __version__
+from ..errors import PyxenError
 
 AREAS = ("host", "xenstore", "light", "guest", "devices")
 
@@ -23,6 +25,7 @@ def print_json(obj) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pyxen", description="Xen control from Python, in-process.")
+    p.add_argument("--version", action="version", version=f"pyxen {__version__}")
     sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
     for area in AREAS:
         importlib.import_module(f"{__name__}.{area}").register(sub)
@@ -33,11 +36,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except XenUnavailableError as e:
-        print(f"pyxen: {e}", file=sys.stderr)
-        return 2
-    except PyxenError as e:
-        print(f"pyxen: {e}", file=sys.stderr)
-        return 1
+    except PyxenError as e:  # XenUnavailableError ("no Xen here") included: exit 1, as xl
+        return fail(e)
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+def one_line(text: object) -> str:
+    """An error message folded onto one line (C libraries' reports span several)."""
+    return " ".join(str(text).split())
+
+
+def fail(e: BaseException) -> int:
+    """Print ``e`` as xl prints a failed operation (one line on stderr) and return 1."""
+    print(f"pyxen: {one_line(e)}", file=sys.stderr)
+    return 1

@@ -279,9 +279,18 @@ def build_base(recipe: Recipe, progress: Progress) -> Path:
         progress.step(f"build venv {BUILD_VENV} ({', '.join(BUILD_REQUIRES)})")
         progress.run(["chroot", str(root), "python3", "-m", "venv", "--system-site-packages",
                       BUILD_VENV], "python3 -m venv", env=env)
+        # The host's pip fetches the (pure-Python) wheels with the host's index and CA
+        # settings; the chroot installs them from files, offline.
+        wheels = root / "tmp" / "pyxen-build-wheels"
+        wheels.mkdir()
+        progress.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                      "--only-binary", ":all:", "-d", str(wheels), *BUILD_REQUIRES],
+                     "pip download (build venv)")
         progress.run(["chroot", str(root), f"{BUILD_VENV}/bin/pip", "install", "-q",
-                      "--disable-pip-version-check", "--no-cache-dir", *BUILD_REQUIRES],
+                      "--disable-pip-version-check", "--no-index", "--no-deps",
+                      *sorted(f"/tmp/{wheels.name}/{w.name}" for w in wheels.iterdir())],
                      "pip install (build venv)", env=env)
+        shutil.rmtree(wheels)
     tmp.rename(final)
     (final / "ok").write_text(json.dumps({"recipe": recipe.packages, "mirror": mirror}))
     return final / "root"

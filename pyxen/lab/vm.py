@@ -1,8 +1,10 @@
 """Boot the lab image under QEMU and run one job inside its Xen dom0.
 
 The job travels on a second virtio disk made per run from a copy of the source
-checkout, with pyxen compiled for the dom0's python3 in the image's chroot first
-(native speed). The dom0 init prints begin/end markers carrying a per-run nonce
+checkout. pyxen reaches the dom0 as a user gets it: the checkout's sdist (built here, or
+``PYXEN_LAB_SDIST``) is built into a wheel for the dom0's python3 in the image's chroot and
+pip-installed into ``.pyxen-lab/site`` on the work disk; the copy of the checkout carries no
+``pyxen/`` package, so every job imports (and every test tests) the installed copy. The dom0 init prints begin/end markers carrying a per-run nonce
 and the job's exit status on the Xen console (com1 → our stdout pipe).
 """
 
@@ -22,12 +24,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .image import (Image, LabError, Progress, _chroot_env, build_image, recipe_for,
-                    require_host_tools)
+from .image import (BUILD_VENV, Image, LabError, Progress, _chroot_env, build_image,
+                    recipe_for, require_host_tools)
 
 SOURCE_IGNORE = shutil.ignore_patterns(
     ".git", ".venv", "venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
-    "*.so", "*.o", ".lab-out")
+    "*.so", "*.o", ".lab-out", ".hypothesis", ".mypy_cache", ".ruff_cache")
+# Where the installed package lives on the work disk (relative to its root, /lab/work).
+SITE = ".pyxen-lab/site"
 
 EXIT_TIMEOUT = 124
 EXIT_LAB_FAILED = 125
@@ -92,19 +96,48 @@ def qemu_command(image: Image, machine: Machine, work_img: Path | None,
     return cmd
 
 
-def _build_for_dom0(image: Image, src: Path, progress: Progress) -> None:
-    rel = "/" + str(src.relative_to(image.base_root))
-    progress.run(["chroot", str(image.base_root), "/bin/sh", "-c",
-                  f"cd {shlex.quote(rel)} && python3 setup.py -q build_ext --inplace"],
-                 "building pyxen for the dom0's python3", env=_chroot_env())
+def _sdist(src: Path, outdir: Path, progress: Progress) -> Path:
+    """The sdist of the checkout copy ``src`` (``python -m build --sdist``), or PYXEN_LAB_SDIST."""
+    given = os.environ.get("PYXEN_LAB_SDIST")
+    if given:
+        path = Path(given).resolve()
+        if not path.is_file():
+            raise LabError(f"PYXEN_LAB_SDIST={given}: no such file")
+        return path
+    progress.run([sys.executable, "-m", "build", "--sdist", "--outdir", str(outdir), str(src)],
+                 "building the sdist (python -m build --sdist; pip install build if missing)")
+    found = sorted(outdir.glob("pyxen-*.tar.gz"))
+    if len(found) != 1:
+        raise LabError(f"python -m build --sdist made {found or 'nothing'} in {outdir}")
+    return found[0]
+
+
+def _install_for_dom0(image: Image, stage: Path, sdist: Path, progress: Progress) -> None:
+    """Build the sdist's wheel for the dom0's python3 and install it into the work disk."""
+    chroot_stage = "/" + str(stage.relative_to(image.base_root))
+    shutil.copy(sdist, stage / sdist.name)
+    env = _chroot_env()
+    progress.run(["chroot", str(image.base_root), f"{BUILD_VENV}/bin/python", "-m", "pip",
+                  "wheel", "-q", "--disable-pip-version-check", "--no-deps", "--no-index",
+                  "--no-build-isolation", "-w", f"{chroot_stage}/wheel",
+                  f"{chroot_stage}/{sdist.name}"],
+                 "building pyxen's wheel for the dom0's python3 (from the sdist)", env=env)
+    wheels = sorted((stage / "wheel").glob("pyxen-*.whl"))
+    if len(wheels) != 1:
+        raise LabError(f"pip wheel made {wheels or 'nothing'} from {sdist.name}")
+    progress.run(["chroot", str(image.base_root), "python3", "-m", "pip", "install", "-q",
+                  "--disable-pip-version-check", "--no-deps", "--no-index", "--target",
+                  f"{chroot_stage}/src/{SITE}", f"{chroot_stage}/wheel/{wheels[0].name}"],
+                 "installing pyxen's wheel for the dom0", env=env)
 
 
 def _job_script(cmd: list[str], relcwd: str, interactive: bool) -> str:
-    lines = ["export PYXEN_LAB=1 PYTHONPATH=/lab/work PYTHONDONTWRITEBYTECODE=1",
-             "export PYTHONUNBUFFERED=1 PATH=/lab/work/.pyxen-lab/bin:$PATH",
+    lines = [f"export PYXEN_LAB=1 PYTHONPATH=/lab/work/{SITE} PYTHONDONTWRITEBYTECODE=1",
+             f"export PYTHONUNBUFFERED=1 PATH=/lab/work/{SITE}/bin:$PATH",
              f"cd /lab/work/{shlex.quote(relcwd)} || exit {EXIT_LAB_FAILED}"]
     if interactive:
-        lines.append("echo 'pyxen lab: a Xen dom0; this checkout is the working directory, "
+        lines.append("echo 'pyxen lab: a Xen dom0; this checkout is the working directory "
+                     f"(pyxen installed from its sdist into /lab/work/{SITE}), "
                      "`pyxen` and `xl` are on PATH; exit powers the VM off.'")
         lines.append("export PS1='pyxen-lab:\\w# '")
         lines.append("exec /bin/bash --norc -i")
@@ -124,14 +157,15 @@ def _make_work_disk(image: Image, cmd: list[str], interactive: bool, nonce: str,
     try:
         src = stage / "src"
         shutil.copytree(root, src, ignore=SOURCE_IGNORE, symlinks=True)
-        _build_for_dom0(image, src, progress)
+        sdist = _sdist(src, stage / "dist", progress)
+        # The job sees the installed package only: no source package to import by mistake.
+        shutil.rmtree(src / "pyxen")
+        for leftover in src.glob("*.egg-info"):
+            shutil.rmtree(leftover)
+        _install_for_dom0(image, stage, sdist, progress)
         meta = src / ".pyxen-lab"
-        (meta / "bin").mkdir(parents=True)
         (meta / "nonce").write_text(nonce + "\n")
         (meta / "job").write_text(_job_script(cmd, relcwd, interactive))
-        # `pyxen` on PATH inside the dom0, running this checkout's CLI.
-        (meta / "bin" / "pyxen").write_text("#!/bin/sh\nexec python3 -m pyxen \"$@\"\n")
-        os.chmod(meta / "bin" / "pyxen", 0o755)
         if interactive:
             (meta / "interactive").write_text("")
         for name, host_path in (extra_files or {}).items():

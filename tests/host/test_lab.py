@@ -104,8 +104,11 @@ def _watch(args, *, interrupt_after_qemu: bool = False, timeout: float = 1200):
     import signal
     import threading
     import time
+    # The child gets a default SIGINT whatever this process inherited (a background job of
+    # a shell starts with SIGINT ignored, and the Ctrl-C test would then wait forever).
     p = subprocess.Popen([sys.executable, "-m", "pyxen.lab", *args], cwd=ROOT,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     chunks, seen, dirs = [], set(), set()
     reader = threading.Thread(target=lambda: chunks.append(p.stdout.read()), daemon=True)
     reader.start()
@@ -143,7 +146,11 @@ def test_extension_built_for_417_refuses_to_load_on_420(tmp_path):
     import pyxen
     built = glob.glob(os.path.join(os.path.dirname(pyxen.__file__), "_xen*.so"))
     assert built, "make test builds the extension in place first"
-    probe = ("import shutil, sys; shutil.copytree('pyxen', '/tmp/p/pyxen'); "
+    # The dom0 has pyxen installed from the sdist; copy that package and swap in this
+    # host's 4.17-built extension.
+    probe = ("import importlib.util, shutil, sys; "
+             "shutil.copytree(importlib.util.find_spec('pyxen').submodule_search_locations[0], "
+             "'/tmp/p/pyxen'); "
              "shutil.copy('.pyxen-lab/extra/_xen.so', '/tmp/p/pyxen/_xen.abi3.so'); "
              "[__import__('os').remove(f) for f in __import__('glob').glob('/tmp/p/pyxen/_xen.cpython*')]; "
              "sys.path.insert(0, '/tmp/p'); import pyxen.ctrl, pyxen.errors\n"

@@ -83,3 +83,31 @@ def test_built_against_this_xen(xc):
     _, lib = xen()
     v = xc.version()
     assert (lib.pyxen_built_xen_major, lib.pyxen_built_xen_minor) == (v.major, v.minor)
+
+
+def test_dom0_runs_the_installed_package():
+    """The lab installs the checkout's sdist: jobs import that copy, never the source tree."""
+    import importlib.metadata
+    import shutil
+
+    import pyxen
+    site = "/lab/work/.pyxen-lab/site"
+    assert pyxen.__file__.startswith(site + "/pyxen/"), pyxen.__file__
+    assert not os.path.exists("/lab/work/pyxen"), "the work disk carries no source package"
+    assert pyxen.__version__ == importlib.metadata.version("pyxen") != "0+unknown"
+    for name in ("_xen", "_cpuid"):
+        assert any(f.startswith(name + ".") and f.endswith(".so")
+                   for f in os.listdir(os.path.dirname(pyxen.__file__))), name
+    assert os.path.exists(os.path.join(os.path.dirname(pyxen.__file__), "py.typed"))
+    script = shutil.which("pyxen")
+    assert script == site + "/bin/pyxen", script
+    out = subprocess.run(["pyxen", "--version"], capture_output=True, text=True, cwd="/",
+                         check=True).stdout
+    assert out.strip() == f"pyxen {pyxen.__version__}"
+    # the console script works from anywhere and exits like xl: 0, or 1 with one line
+    ok = subprocess.run(["pyxen", "virt-caps", "--json"], capture_output=True, text=True,
+                        cwd="/")
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run(["pyxen", "mem-set", "no-such-domain-pyxen", "128"], capture_output=True,
+                         text=True, cwd="/")
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
