@@ -44,10 +44,10 @@ COMMON_PACKAGES = (
 )
 
 # pyxen's build backend needs setuptools >= 77 (PEP 639 license expressions); Debian 12
-# ships 66. The base layer carries a venv that sees Debian's cffi and adds only that, so a
+# ships 66 (and setuptools 77 needs packaging 24.2). The base layer carries a venv that sees Debian's cffi and adds only that, so a
 # lab run builds the sdist's wheel offline (--no-build-isolation) against the dom0's cffi.
 BUILD_VENV = "/opt/pyxen-build"
-BUILD_REQUIRES = ("setuptools>=77",)
+BUILD_REQUIRES = ("setuptools>=77", "packaging>=24.2")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Recipe:
     image_size_mb: int = 6144
 
     def base_key(self) -> str:
-        text = json.dumps([BASE_REVISION, self.suite, sorted(self.packages)])
+        text = json.dumps([BASE_REVISION, self.suite, sorted(self.packages), BUILD_REQUIRES])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def image_key(self) -> str:
@@ -369,8 +369,9 @@ def build_image(recipe: Recipe | None = None) -> Image:
                 "base": recipe.base_key(), "image": recipe.image_key(),
                 "built": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1))
             tmp.rename(final)
-            for old in cache.glob("image-*"):
-                if old != final and old.is_dir():
+            for old in [*cache.glob("image-*"), *cache.glob("base-*")]:
+                if (old not in (final, base_root.parent) and old.is_dir()
+                        and not old.name.endswith(".tmp")):
                     shutil.rmtree(old, ignore_errors=True)
             progress.step(f"lab image ready in {time.monotonic() - t0:.0f}s: {final}")
         finally:
