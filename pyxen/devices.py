@@ -1042,7 +1042,7 @@ class Devices:
         for devid, fe in fronts:
             if not self.xs.exists(fe):
                 continue
-            gf = lambda k: _s(self.xs.get(f"{fe}/{k}"))  # noqa: E731
+            gf = lambda k, fe=fe: _s(self.xs.get(f"{fe}/{k}"))  # noqa: E731
             be = _s(self.xs.get(f"/libxl/{domid}/device/console/{devid}/backend")) \
                 or gf("backend")
             bid = gf("backend-id")

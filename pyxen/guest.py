@@ -715,7 +715,8 @@ def serial_output(domid: int, timeout: float = 30.0, until: str | bytes | None =
     """Read an HVM guest's first serial port (what qemu's ``-serial`` carries) for up to
     ``timeout`` seconds, or until ``until`` appears. With ``serial="file"`` (the
     default) this is everything the guest wrote since it started; with ``"pty"`` what it
-    writes while this reads. NoSerialError (a LookupError) if the guest has no serial pyxen can read."""
+    writes while this reads. NoSerialError (a LookupError) if the guest has no serial pyxen
+    can read."""
     end = time.monotonic() + timeout
     spec = serial_spec(domid, xs=xs)
     marker = until.encode() if isinstance(until, str) else until

@@ -147,7 +147,7 @@ on_poweroff = 'destroy'
 on_reboot = 'restart'
 on_crash = 'restart'
 extra = 'console=hvc0 init=/sbin/init rootfstype=ext4 rootflags=nobarrier pyxen.action=wait pyxen.marker={marker}'
-"""
+"""  # noqa: E501 - xl config lines are not wrapped
 
 HVM_CFG = """\
 # adapted from the classic HVM example (winxp): hvmloader and qemu-xen of this dom0
