@@ -2,7 +2,7 @@
 # mypy cannot read the extension, and must not need it (CI may type-check before building).
 from typing import Any
 
-from _cffi_backend import FFI
+from ._xen import FFI  # the same view of _cffi_backend.FFI (C data as Any)
 
 ffi: FFI
 lib: Any  # the helpers csrc/pyxen_cpuid.h declares

@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING, Any
 from .errors import XenFeatureUnavailable, XenUnavailableError
 
 if TYPE_CHECKING:  # the compiled modules' types come from their .pyi stubs
-    import _cffi_backend
-
     from ._xen import FFI
 
 
@@ -66,7 +64,7 @@ def check_hypervisor(major: int, minor: int) -> None:
             "on this host (pip install --force-reinstall .)")
 
 
-def cpuid() -> tuple[_cffi_backend.FFI, Any]:
+def cpuid() -> tuple[FFI, Any]:
     from . import _cpuid
     return _cpuid.ffi, _cpuid.lib
 

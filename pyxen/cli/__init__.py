@@ -11,13 +11,14 @@ import argparse
 import importlib
 import json
 import sys
+from typing import Any
 
 from ..errors import PyxenError, XenUnavailableError
 
 AREAS = ("host", "xenstore", "light", "guest", "devices")
 
 
-def print_json(obj) -> None:
+def print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
