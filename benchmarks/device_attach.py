@@ -5,8 +5,8 @@
 * vbd_cycle_vs_xl: attach + detach of a file-backed raw vbd (``format=raw, vdev=xvde,
   access=rw, target=FILE``): pyxen.devices.attach_disk (which waits until backend and
   frontend are Connected) + detach, against ``xl block-attach`` + ``xl block-detach`` of the
-  same spec on another vdev (xl runs the block hotplug script, losetup included). Interleaved rounds, best
-  round each; ratio = pyxen / xl. Goal 0.3.
+  same spec on another vdev (xl runs the block hotplug script, losetup included).
+  Interleaved rounds, best round each; ratio = pyxen / xl. Goal 0.3.
 * vif_cycle_vs_xl: the same for a vif on xenbr0 (pyxen enslaves by ioctl; xl runs
   vif-bridge). Goal 0.3.
 

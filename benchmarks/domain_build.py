@@ -170,7 +170,7 @@ def main() -> int:
         print("per-domain build times (s):", " ".join(f"{t:.3f}" for t in times))
         rows.append([f"build #1 / #{n}", f"{times[0]:.3f}s", f"{times[-1]:.3f}s",
                      f"{times[-1] / times[0]:.3f}"])
-        rows.append([f"mean of first 5 / last 5", f"{first5:.3f}s", f"{last5:.3f}s",
+        rows.append(["mean of first 5 / last 5", f"{first5:.3f}s", f"{last5:.3f}s",
                      f"{last5 / first5:.3f}"])
         results.append(result(f"nth_over_first_at_{n}", times[-1] / times[0], 1.2,
                               f"{n} paused minimal PV domains ({args.mini_memory} MiB) "

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from ._xen import FFI
+    from typing_extensions import Self
 
 
 class Handle:
@@ -13,9 +18,9 @@ class Handle:
     freed while a child still uses it.
     """
 
-    _ptr = None
+    _ptr: Any = None             # the C handle (an ffi.gc'd cdata) while open
 
-    def _adopt(self, ffi, ptr, destructor) -> None:
+    def _adopt(self, ffi: FFI, ptr: Any, destructor: Callable[[Any], object]) -> None:
         self._ffi = ffi
         self._ptr = ffi.gc(ptr, destructor)
         self._close_lock = threading.Lock()
@@ -33,17 +38,17 @@ class Handle:
             if ptr is not None:
                 self._ffi.release(ptr)  # runs the destructor now, exactly once
 
-    def _p(self):
+    def _p(self) -> Any:
         ptr = self._ptr
         if ptr is None:
             raise ValueError(f"I/O operation on closed {type(self).__name__}")
         return ptr
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         self._p()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:

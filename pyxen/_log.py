@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from ._native import xen
 
@@ -22,7 +23,8 @@ def _install() -> None:
     ffi, lib = xen()
 
     @ffi.def_extern()
-    def pyxen_xtl_message(handle, level, errnoval, context, message):
+    def pyxen_xtl_message(handle: Any, level: int, errnoval: int, context: Any,
+                          message: Any) -> None:
         try:
             logger = ffi.from_handle(handle).logger
             text = ffi.string(message).decode("utf-8", "replace")

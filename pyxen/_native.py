@@ -6,12 +6,16 @@ import functools
 import os
 
 import re
+from typing import TYPE_CHECKING, Any
 
 from .errors import XenFeatureUnavailable, XenUnavailableError
 
+if TYPE_CHECKING:  # the compiled modules' types come from their .pyi stubs
+    from ._xen import FFI
+
 
 @functools.lru_cache(maxsize=None)
-def xen():
+def xen() -> tuple[FFI, Any]:
     """``(ffi, lib)`` of ``pyxen._xen`` (linked against the Xen libraries)."""
     try:
         from . import _xen
@@ -38,7 +42,7 @@ def has(name: str) -> bool:
     return hasattr(xen()[1], name)
 
 
-def need(name: str, since: str | None = None):
+def need(name: str, since: str | None = None) -> Any:
     """The C function ``name``, or XenFeatureUnavailable naming the Xen release it needs."""
     lib = xen()[1]
     try:
@@ -60,7 +64,7 @@ def check_hypervisor(major: int, minor: int) -> None:
             "on this host (pip install --force-reinstall .)")
 
 
-def cpuid():
+def cpuid() -> tuple[FFI, Any]:
     from . import _cpuid
     return _cpuid.ffi, _cpuid.lib
 

@@ -26,6 +26,7 @@ import random
 import re
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._native import xen
 from .errors import PyxenError
@@ -234,7 +235,7 @@ class DomainConfig:
     uninterpreted: dict = field(default_factory=dict, compare=False, repr=False)
     source: str | None = field(default=None, compare=False, repr=False)
 
-    def replace(self, **changes) -> "DomainConfig":
+    def replace(self, **changes: Any) -> "DomainConfig":
         return dataclasses.replace(self, **changes)
 
     # -- libxl JSON ------------------------------------------------------------------
@@ -266,7 +267,7 @@ class DomainConfig:
         if self.type == DomainType.HVM:
             if self.boot is not None:
                 u["boot"] = self.boot
-            vnc = {}
+            vnc: dict = {}
             if self.vnc is not None:
                 vnc["enable"] = _defbool_json(self.vnc)
             if self.vnclisten is not None:
@@ -323,7 +324,7 @@ class DomainConfig:
         vnc = u.get("vnc") or {}
         sdl = u.get("sdl") or {}
         serial = u.get("serial_list") or ([u["serial"]] if u.get("serial") else [])
-        act = {k: ShutdownAction(d.get(k) or "destroy")
+        act: dict[str, Any] = {k: ShutdownAction(d.get(k) or "destroy")
                for k in ("on_poweroff", "on_reboot", "on_crash", "on_watchdog")}
         uuid = c.get("uuid")
         if uuid == "00000000-0000-0000-0000-000000000000":
@@ -351,7 +352,7 @@ def _defbool_json(v: bool) -> str:
     return "True" if v else "False"
 
 
-def _defbool_parse(v) -> bool | None:
+def _defbool_parse(v: object) -> bool | None:
     if v in (None, "<default>"):
         return None
     if isinstance(v, bool):
@@ -463,10 +464,10 @@ class _Xlu:
             self.cfg = None
         self._close_stream()
 
-    def __enter__(self):
+    def __enter__(self) -> _Xlu:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -539,7 +540,7 @@ class _Reader:
         v = self.long(key)
         return None if v is None else bool(v)
 
-    def value(self, key: str):
+    def value(self, key: str) -> str | list | None:
         """The raw value: a str, or a (nested) list of str."""
         ffi, lib = self.xlu.ffi, self.xlu.lib
         lst = ffi.new("XLU_ConfigList **")
@@ -551,9 +552,9 @@ class _Reader:
             return self._list(lst[0], n[0])
         return self.string(key)
 
-    def _list(self, lst, n: int) -> list:
+    def _list(self, lst: Any, n: int) -> list:
         ffi, lib = self.xlu.ffi, self.xlu.lib
-        out = []
+        out: list = []
         for i in range(n):
             v = lib.xlu_cfg_get_listitem2(lst, i)
             if v == ffi.NULL:
@@ -586,7 +587,8 @@ class _Reader:
             return None
         if rc == _errno.EINVAL and allow_string:
             self.xlu.report()
-            return [self.string(key)]
+            s = self.string(key)
+            return None if s is None else [s]
         if rc:
             raise self._err(key, f"expected a list ({os.strerror(rc)})")
         out = []
@@ -604,6 +606,7 @@ def _read(xlu: _Xlu, text: bytes | None, path: str | None) -> None:
     if path is not None:
         rc = lib.xlu_cfg_readfile(xlu.cfg, os.fsencode(path))
     else:
+        assert text is not None  # the text, or the path of a file to read
         rc = lib.xlu_cfg_readdata(xlu.cfg, text, len(text))
     if rc:
         e = _error_from_report(xlu.report(), xlu.filename, f"cannot parse ({os.strerror(rc)})")
@@ -642,11 +645,11 @@ def _disk(xlu: _Xlu, spec: str, *, line: int | None = None) -> DiskSpec:
         lib.libxl_device_disk_dispose(disk)
 
 
-def disk_from_c(disk, spec: str | None = None) -> DiskSpec:
+def disk_from_c(disk: Any, spec: str | None = None) -> DiskSpec:
     """A DiskSpec from a ``libxl_device_disk *`` (fields read, nothing freed)."""
     ffi, lib = xen()
 
-    def s_(p):
+    def s_(p: Any) -> str | None:
         return None if p == ffi.NULL else ffi.string(p).decode("utf-8", "surrogateescape")
 
     discard = None
@@ -668,7 +671,7 @@ _MAC = re.compile(r"^[0-9a-fA-F]{1,2}(:[0-9a-fA-F]{1,2}){5}$")
 def _nic(xlu: _Xlu, spec: str, *, line: int | None = None,
          warn: list | None = None) -> NicSpec:
     """Parse one vif spec the way xl's parse_nic_config does."""
-    def err(msg, key=None):
+    def err(msg: str, key: str | None = None) -> ConfigError:
         return ConfigError(msg if key is None else f"{key}: {msg}", file=xlu.filename,
                            line=line, key="vif")
 
@@ -702,9 +705,10 @@ def _nic(xlu: _Xlu, spec: str, *, line: int | None = None,
             v = t
         elif k in ("mtu", "devid"):
             try:
-                v = int(v, 0)
+                kw[k] = int(v, 0)
             except ValueError:
                 raise err(f"invalid number {v!r}", k) from None
+            continue
         kw[k] = v
     if "rate" in kw:
         ffi, lib = xlu.ffi, xlu.lib
@@ -744,7 +748,7 @@ def _encode(text: str | bytes, filename: str) -> bytes:
         try:
             text = text.encode("utf-8", "surrogateescape")
         except UnicodeEncodeError as e:
-            line = text.count("\n", 0, e.start) + 1
+            line = e.object.count("\n", 0, e.start) + 1
             raise ConfigError(f"cannot encode character {text[e.start]!r}", file=filename,
                               line=line) from None
     data = bytes(text)
@@ -786,7 +790,7 @@ def _interpret(xlu: _Xlu, *, strict: bool, source: str) -> DomainConfig:
     uninterpreted: dict = {}
     fname = xlu.filename
 
-    def ignore(key, reason):
+    def ignore(key: str, reason: str) -> None:
         ignored.append(Ignored(key, r.lines.get(key), reason))
 
     for key in r.order:
@@ -850,7 +854,7 @@ def _interpret(xlu: _Xlu, *, strict: bool, source: str) -> DomainConfig:
     elif extra is not None:
         cmdline = extra
 
-    def action(key, default):
+    def action(key: str, default: ShutdownAction) -> ShutdownAction:
         v = r.string(key)
         if v is None:
             return default

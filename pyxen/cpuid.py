@@ -25,9 +25,13 @@ import errno as _errno
 import os
 import struct
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._native import cpuid as _cpuid_ext
+
+if TYPE_CHECKING:
+    from ._xen import FFI
+    from .ctrl import Ctrl
 
 XEN_SIGNATURE = "XenVMMXenVMM"
 MSR_IA32_FEATURE_CONTROL = 0x3A
@@ -37,10 +41,10 @@ FEATURE_CONTROL_VMXON_OUTSIDE_SMX = 1 << 2
 VM_CR_SVMDIS = 1 << 4
 
 
-_ext = None
+_ext: Optional[tuple[FFI, Any]] = None
 
 
-def _ffi_lib():
+def _ffi_lib() -> tuple[FFI, Any]:
     global _ext
     if _ext is None:
         _ext = _cpuid_ext()
@@ -115,7 +119,9 @@ def vendor() -> str:
     return _regs_str(b, d, c)
 
 
-def _scan(fn, first=None) -> tuple[Optional[str], Optional[int], Optional[tuple[int, int]]]:
+def _scan(fn: Callable[[int], Optional[tuple[int, int, int, int]]],
+          first: Optional[tuple[int, int, int, int]] = None,
+          ) -> tuple[Optional[str], Optional[int], Optional[tuple[int, int]]]:
     for base in range(0x40000000, 0x40010000, 0x100):
         r = first if (base == 0x40000000 and first is not None) else fn(base)
         if r is None:
@@ -124,9 +130,9 @@ def _scan(fn, first=None) -> tuple[Optional[str], Optional[int], Optional[tuple[
         sig = _regs_str(b, c, d)
         if sig and sig.isprintable() and a >= base:
             ver = None
-            if sig == XEN_SIGNATURE and a >= base + 1:
-                v = fn(base + 1)[0]
-                ver = (v >> 16, v & 0xFFFF)
+            r1 = fn(base + 1) if sig == XEN_SIGNATURE and a >= base + 1 else None
+            if r1 is not None:   # (None: the version leaf faulted after all)
+                ver = (r1[0] >> 16, r1[0] & 0xFFFF)
             return sig, base, ver
     return None, None, None
 
@@ -232,7 +238,7 @@ def firmware(ci: Optional[CpuInfo] = None) -> FirmwareState:
                _errno.EACCES: "permission denied (needs root)",
                _errno.EPERM: "permission denied (needs root)",
                _errno.EIO: "the MSR read faulted (refused by a hypervisor?)"}.get(
-                   e.errno, os.strerror(e.errno or _errno.EIO))
+                   e.errno or 0, os.strerror(e.errno or _errno.EIO))
         return FirmwareState(Firmware.UNKNOWN, msr, None, f"MSR {msr:#x} unreadable: {why}")
     state = firmware_from_msr(tech, value)
     if tech == "vmx":
@@ -300,7 +306,7 @@ def decide(*, vmx: bool, svm: bool, hypervisor: Optional[str], xen_guest: Option
                    f"unknown: {firmware_detail or 'MSR not read'}", tech, None, fw, xen_guest)
 
 
-def _xen_virt_caps(xc=None) -> Optional[frozenset]:
+def _xen_virt_caps(xc: Optional[Ctrl] = None) -> Optional[frozenset[str]]:
     """Xen's physinfo virt_caps words when this is a Xen control domain, else None."""
     from .errors import PyxenError
     try:
@@ -315,7 +321,7 @@ def _xen_virt_caps(xc=None) -> Optional[frozenset]:
         return None
 
 
-def verdict(xc=None) -> Verdict:
+def verdict(xc: Optional[Ctrl] = None) -> Verdict:
     """Can this host run HVM guests, and why (see :func:`decide`). ``xc``: an open
     ``pyxen.ctrl.Ctrl`` to ask instead of opening (and closing) one."""
     guest = xen_guest_type()

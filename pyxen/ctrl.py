@@ -7,11 +7,17 @@ import enum
 import weakref
 import errno as _errno
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ._handle import Handle
 from ._log import XtlLogger
 from ._native import check_hypervisor, require_dom0, xen
 from .errors import DomainNotFoundError, PyxenError, XenError, XenUnavailableError
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from ._xen import FFI
 
 PAGE_KB = 4
 
@@ -265,12 +271,12 @@ MAXMEM_SLACK_KB = 1024  # LIBXL_MAXMEM_CONSTANT: what xl mem-set adds to max ove
 # Python-side values of the header constants above, checked against the compiled ones
 # (lib.<NAME>, filled in by the C compiler) by tests/host/test_ctrl_consts.py.
 HEADER_CONSTANTS = {
-    **{f"SHUTDOWN_{m.name.lower()}": m.value for m in ShutdownReason},
+    **{f"SHUTDOWN_{str(m.name).lower()}": m.value for m in ShutdownReason},
     **{f"XEN_SCHEDULER_{m.name}": m.value for m in Scheduler},
-    **{f"XEN_DOMCTL_CDF_{m.name.lower()}": m.value for m in CreateFlags},
-    **{f"XEN_DOMINF_{m.name.lower()}": m.value for m in DomainFlags},
+    **{f"XEN_DOMCTL_CDF_{str(m.name).lower()}": m.value for m in CreateFlags},
+    **{f"XEN_DOMINF_{str(m.name).lower()}": m.value for m in DomainFlags},
     **{f"XEN_VCPUAFFINITY_{m.name}": m.value for m in Affinity},
-    **{f"XEN_SYSCTL_PHYSCAP_{m.name.lower()}": m.value for m in VirtCaps},
+    **{f"XEN_SYSCTL_PHYSCAP_{str(m.name).lower()}": m.value for m in VirtCaps},
     "DOMID_FIRST_RESERVED": DOMID_FIRST_RESERVED, "DOMID_SELF": DOMID_SELF,
     "DOMID_INVALID": DOMID_INVALID, "XEN_INVALID_MAX_VCPU_ID": XEN_INVALID_MAX_VCPU_ID,
 }
@@ -372,7 +378,7 @@ _DYING, _HVM, _SHUT, _PAUSED, _BLOCKED, _RUNNING, _HAP = (
     DomainFlags.HAP.value)
 
 
-def _domaininfo(ffi, d) -> DomainInfo:
+def _domaininfo(ffi: FFI, d: Any) -> DomainInfo:
     """getdomaininfo → DomainInfo. Hot path of domains(): no enum construction or
     frozen-dataclass __setattr__ per field (the instance dict is filled directly)."""
     f = d.flags
@@ -402,7 +408,7 @@ def _domaininfo(ffi, d) -> DomainInfo:
     return info
 
 
-def _parse_uuid(value) -> bytes:
+def _parse_uuid(value: str | bytes | bytearray | UUID | None) -> bytes:
     import uuid as _uuidmod
     if value is None:
         return _uuidmod.uuid4().bytes
@@ -450,7 +456,8 @@ class Ctrl(Handle):
                          detail="are you root in a Xen dom0?")
         log = self._log
 
-        def _close(p, _close=lib.xc_interface_close, _log=log):
+        def _close(p: Any, _close: Callable[[Any], object] = lib.xc_interface_close,
+                   _log: XtlLogger = log) -> None:
             _close(p)  # the logger stays referenced (alive) until the interface is closed
 
         self._adopt(ffi, raw, _close)
@@ -481,7 +488,7 @@ class Ctrl(Handle):
         pagesize = _check(self, lib.xc_version(self._p(), lib.XENVER_pagesize, ffi.NULL),
                           "xc_version")
 
-        def s(field) -> str:
+        def s(field: Any) -> str:
             return ffi.string(field).decode("utf-8", "replace")
 
         return XenVersion(
@@ -577,7 +584,8 @@ class Ctrl(Handle):
                       max_vcpus: int = 1, max_evtchn_port: int = 1023,
                       max_grant_frames: int = -1, max_maptrack_frames: int = -1,
                       max_grant_version: int | None = None,
-                      emulation_flags: int | None = None, uuid=None, domid: int = 0,
+                      emulation_flags: int | None = None,
+                      uuid: str | bytes | UUID | None = None, domid: int = 0,
                       cpupool: int = 0, ssidref: int = 0,
                       flags: CreateFlags = CreateFlags(0)) -> int:
         """Create an empty, paused domain (``xc_domain_create``); returns its domid.
@@ -698,7 +706,7 @@ class Ctrl(Handle):
                                         "xc_get_cpumap_size")
         return self._cpumap_bytes
 
-    def _cpumap(self, cpus, call: str, domid: int):
+    def _cpumap(self, cpus: Iterable[int] | None, call: str, domid: int) -> Any:
         """A zeroed cpumap of xc_get_cpumap_size() bytes with ``cpus`` set; CPU numbers
         are checked against xc_get_max_cpus() first."""
         ffi, _ = xen()
@@ -718,7 +726,7 @@ class Ctrl(Handle):
             self._max_cpus_n = self.max_cpus()
         return self._max_cpus_n
 
-    def _cpuset(self, m) -> frozenset[int]:
+    def _cpuset(self, m: Any) -> frozenset[int]:
         return frozenset(c for c in range(self._max_cpus()) if m[c // 8] >> (c % 8) & 1)
 
     def get_affinity(self, domid: int, vcpu: int) -> VcpuAffinity:
@@ -732,7 +740,8 @@ class Ctrl(Handle):
             lib.XEN_VCPUAFFINITY_HARD | lib.XEN_VCPUAFFINITY_SOFT), call, domid)
         return VcpuAffinity(hard=self._cpuset(hard), soft=self._cpuset(soft))
 
-    def set_affinity(self, domid: int, vcpu: int, hard=None, soft=None) -> VcpuAffinity:
+    def set_affinity(self, domid: int, vcpu: int, hard: Iterable[int] | None = None,
+                     soft: Iterable[int] | None = None) -> VcpuAffinity:
         """Set hard and/or soft affinity (sets of CPU numbers; None leaves one alone);
         returns the effective affinity Xen reports back (``xc_vcpu_setaffinity``)."""
         _, lib = xen()

@@ -34,10 +34,17 @@ import stat
 import struct
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
 from .config import ConfigError, DiskSpec, NicSpec, parse_disk, parse_nic
 from .errors import DomainNotFoundError as _DomainNotFoundError
 from .errors import PyxenError
+
+if TYPE_CHECKING:
+    from .ctrl import Ctrl
+    from .xenstore import Transaction, XenStore
+
+_R = TypeVar("_R")
 
 __all__ = ["DeviceError", "DeviceSpecError", "DeviceBusyError", "BackendDomainError",
            "DomainNotFoundError", "DeviceNotFoundError", "DeviceTimeout", "HotplugError",
@@ -106,7 +113,7 @@ class XenbusState(enum.IntEnum):
     RECONFIGURED = 8
 
     @classmethod
-    def parse(cls, value) -> "XenbusState | None":
+    def parse(cls, value: str | bytes | int | None) -> "XenbusState | None":
         if value is None:
             return None
         try:
@@ -184,7 +191,7 @@ def vdev_to_devid(vdev: str) -> int:
 
 def devid_to_vdev(devid: int) -> str:
     """The inverse of vdev_to_devid (xvd, hd and sd numbers; others come back as digits)."""
-    def name(prefix, disk, part):
+    def name(prefix: str, disk: int, part: int) -> str:
         return prefix + _index_to_letters(disk) + (str(part) if part else "")
     if devid & (1 << 28):
         return name("xvd", (devid >> 8) & 0xFFFFF, devid & 0xFF)
@@ -331,7 +338,7 @@ IFF_UP = 0x1
 IFNAMSIZ = 16
 
 
-def _ifreq(name: str, fmt: str = "", *vals) -> bytes:
+def _ifreq(name: str, fmt: str = "", *vals: int | bytes) -> bytes:
     b = name.encode()
     if len(b) >= IFNAMSIZ:
         raise DeviceSpecError(f"interface name {name!r} is longer than {IFNAMSIZ - 1}")
@@ -365,14 +372,14 @@ def if_is_up(ifname: str) -> bool:
     return bool(struct.unpack_from("H", r, IFNAMSIZ)[0] & IFF_UP)
 
 
-def _set_up(s, ifname: str, up: bool) -> None:
+def _set_up(s: socket.socket, ifname: str, up: bool) -> None:
     r = fcntl.ioctl(s, SIOCGIFFLAGS, _ifreq(ifname, "H", 0))
     flags = struct.unpack_from("H", r, IFNAMSIZ)[0]
     flags = (flags | IFF_UP) if up else (flags & ~IFF_UP)
     fcntl.ioctl(s, SIOCSIFFLAGS, _ifreq(ifname, "H", flags))
 
 
-def _ifindex(s, ifname: str) -> int:
+def _ifindex(s: socket.socket, ifname: str) -> int:
     r = fcntl.ioctl(s, SIOCGIFINDEX, _ifreq(ifname, "i", 0))
     return struct.unpack_from("i", r, IFNAMSIZ)[0]
 
@@ -514,11 +521,11 @@ NIC_HEADER = "%-3s %-2s %-17s %-6s %-5s %-6s %5s/%-5s %-30s" % (
 # the manager
 # ---------------------------------------------------------------------------------------
 
-def _s(v) -> str | None:
+def _s(v: bytes | None) -> str | None:
     return None if v is None else v.decode("utf-8", "surrogateescape")
 
 
-def _int(v, default: int = -1) -> int:
+def _int(v: Any, default: int = -1) -> int:
     try:
         return int(v)
     except (TypeError, ValueError):
@@ -529,9 +536,9 @@ class Devices:
     """Device operations over one xenstore handle (and a ctrl handle for domain checks).
     Module-level functions open both on demand."""
 
-    def __init__(self, xs=None, xc=None):
+    def __init__(self, xs: XenStore | None = None, xc: Ctrl | None = None) -> None:
         from . import ctrl, xenstore
-        self._own = []
+        self._own: list[XenStore | Ctrl] = []
         if xs is None:
             xs = xenstore.open()
             self._own.append(xs)
@@ -549,7 +556,7 @@ class Devices:
     def __enter__(self) -> "Devices":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- domains ------------------------------------------------------------------------
@@ -574,8 +581,8 @@ class Devices:
                 if _s(self.xs.get(f"/local/domain/{d}/name")) == dom and d.isdigit():
                     domid = int(d)
                     break
-            if domid is None:
-                raise err(f"{what} {dom!r} does not exist")
+        if domid is None:
+            raise err(f"{what} {dom!r} does not exist")
         if domid < 0 or domid >= 0x7FF0 or not self._alive(domid):
             raise err(f"{what} {dom} does not exist")
         return domid
@@ -589,7 +596,7 @@ class Devices:
                 f"/libxl/{domid}/device/{kind}/{devid}")
 
     def _devids(self, domid: int, kind: str) -> set[int]:
-        ids = set()
+        ids: set[int] = set()
         for base in (f"/local/domain/{domid}/device/{kind}", f"/libxl/{domid}/device/{kind}"):
             try:
                 ids.update(int(x) for x in self.xs.ls(base) if x.isdigit())
@@ -606,7 +613,7 @@ class Devices:
         fe_perms = X.Permissions(domid, X.Perm.NONE, (X.DomainPerm(bdom, X.Perm.READ),))
         be_perms = X.Permissions(bdom, X.Perm.NONE, (X.DomainPerm(domid, X.Perm.READ),))
 
-        def body(t):
+        def body(t: Transaction) -> None:
             if t.exists(fe) or t.exists(lx):
                 raise DeviceBusyError(f"{kind} {devid} is already attached to domain {domid}")
             t.write(f"{lx}/frontend", fe)
@@ -635,14 +642,17 @@ class Devices:
     def _state(self, path: str) -> XenbusState | None:
         return XenbusState.parse(self.xs.get(f"{path}/state"))
 
-    def wait_state(self, path: str, wanted, timeout: float, *, what: str = "device",
-                   also: "str | None" = None, also_wanted=None) -> None:
+    def wait_state(self, path: str, wanted: XenbusState | Iterable[XenbusState],
+                   timeout: float, *, what: str = "device", also: "str | None" = None,
+                   also_wanted: XenbusState | Iterable[XenbusState] | None = None) -> None:
         """Wait (with a xenstore watch on ``path/state``) until it is in ``wanted`` (a
         state or a set); with ``also``, until that path's state is in ``also_wanted`` too.
         DeviceTimeout names the state it is stuck in; a vanished node fails at once."""
         wanted = {wanted} if isinstance(wanted, int) else set(wanted)
         targets = [(path, wanted)]
         if also is not None:
+            if also_wanted is None:
+                raise TypeError("wait_state: also= needs also_wanted=")
             aw = {also_wanted} if isinstance(also_wanted, int) else set(also_wanted)
             targets.append((also, aw))
         token = object()
@@ -685,7 +695,7 @@ class Devices:
                 except Exception:
                     pass
 
-    def _path_cleanup(self, t, path: str) -> None:
+    def _path_cleanup(self, t: Transaction, path: str) -> None:
         """libxl__xs_path_cleanup: remove ``path`` and then its parents while empty."""
         if t.exists(path):
             t.rm(path)
@@ -701,7 +711,7 @@ class Devices:
             parent = parent.rsplit("/", 1)[0]
 
     def _remove_entries(self, fe: str, be: str, lx: str) -> None:
-        def body(t):
+        def body(t: Transaction) -> None:
             self._path_cleanup(t, fe)
             self._path_cleanup(t, be)
             self._path_cleanup(t, lx)
@@ -712,7 +722,7 @@ class Devices:
         return _s(self.xs.get(f"{lx}/backend")) or _s(self.xs.get(f"{fe}/backend"))
 
     # -- disks --------------------------------------------------------------------------
-    def check_disk(self, dom: int | str, disk: str | DiskSpec) -> tuple:
+    def check_disk(self, dom: int | str, disk: str | DiskSpec) -> tuple[int, int, DiskSpec, int]:
         """Everything attach_disk checks before it writes: (domid, bdom, DiskSpec, devid,
         st_mode info). Raises the typed errors."""
         if isinstance(disk, str):
@@ -756,7 +766,7 @@ class Devices:
         return domid, bdom, disk, devid
 
     @staticmethod
-    def _read_only(path: str, st) -> bool:
+    def _read_only(path: str, st: os.stat_result) -> bool:
         if stat.S_ISBLK(st.st_mode):
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -775,6 +785,7 @@ class Devices:
                     timeout: float = DEFAULT_TIMEOUT, wait: bool = True) -> DiskInfo:
         """``xl block-attach`` without libxl or the block script. Returns the DiskInfo."""
         domid, bdom, disk, devid = self.check_disk(dom, disk)
+        assert disk.pdev_path, "check_disk refuses a disk without a target"
         fe, be, lx = self.paths(domid, "vbd", devid, bdom)
         st = os.stat(disk.pdev_path)
         back = {
@@ -823,7 +834,7 @@ class Devices:
             if loop is not None:
                 hp["node"] = loop.path
 
-            def body(t):
+            def body(t: Transaction) -> None:
                 if not t.exists(be):
                     raise DeviceError(f"vbd {disk.vdev}: {be} vanished during attach")
                 for k, v in hp.items():
@@ -894,13 +905,13 @@ class Devices:
         try:
             n = vdev_to_devid(str(vdev))
         except DeviceSpecError:
-            n = None
+            n = -1                      # (no devid)
         if n in ids:
             return n
         raise DeviceNotFoundError(f"domain {domid} has no disk {vdev}")
 
     # -- nics ---------------------------------------------------------------------------
-    def check_nic(self, dom: int | str, nic: str | NicSpec) -> tuple:
+    def check_nic(self, dom: int | str, nic: str | NicSpec) -> tuple[int, int, NicSpec, int, str]:
         if isinstance(nic, str):
             try:
                 nic = parse_nic(nic)
@@ -1042,7 +1053,7 @@ class Devices:
         for devid, fe in fronts:
             if not self.xs.exists(fe):
                 continue
-            gf = lambda k: _s(self.xs.get(f"{fe}/{k}"))  # noqa: E731
+            gf = lambda k, fe=fe: _s(self.xs.get(f"{fe}/{k}"))  # noqa: E731
             be = _s(self.xs.get(f"/libxl/{domid}/device/console/{devid}/backend")) \
                 or gf("backend")
             bid = gf("backend-id")
@@ -1080,7 +1091,7 @@ class Devices:
         bridge, ifname = gb("bridge"), gb("vifname") or f"vif{domid}.{devid}"
         clean = True
         if be and self.xs.exists(be):
-            def body(t):
+            def body(t: Transaction) -> bool:
                 if not t.exists(be):
                     return False
                 t.write(f"{be}/online", "0")
@@ -1120,8 +1131,8 @@ class Devices:
 # module-level convenience (each opens and closes its own handles)
 # ---------------------------------------------------------------------------------------
 
-def _with(fn):
-    def call(*a, xs=None, xc=None, **kw):
+def _with(fn: Callable[..., _R]) -> Callable[..., _R]:
+    def call(*a: Any, xs: XenStore | None = None, xc: Ctrl | None = None, **kw: Any) -> _R:
         with Devices(xs, xc) as d:
             return fn(d, *a, **kw)
     call.__name__ = fn.__name__
@@ -1137,9 +1148,9 @@ list_consoles = _with(Devices.list_consoles)
 detach = _with(Devices.detach)
 
 
-def detach_disk(dom, vdev, **kw) -> bool:
+def detach_disk(dom: int | str, vdev: str | int, **kw: Any) -> bool:
     return detach(dom, "vbd", vdev, **kw)
 
 
-def detach_nic(dom, which, **kw) -> bool:
+def detach_nic(dom: int | str, which: str | int, **kw: Any) -> bool:
     return detach(dom, "vif", which, **kw)

@@ -44,6 +44,7 @@ import termios
 import time
 import uuid as _uuid
 from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable
 
 from . import cpuid as _cpuid
 from . import ctrl as _ctrl
@@ -182,7 +183,7 @@ class BuildSpec:
 
     def validated(self) -> "BuildSpec":
         """A copy with a uuid and the on_* values as Actions; SpecError if invalid."""
-        def bad(reason):
+        def bad(reason: str) -> SpecError:
             return SpecError("spec", reason)
 
         if not isinstance(self.name, str) or not self.name or "/" in self.name \
@@ -205,8 +206,8 @@ class BuildSpec:
         except ValueError:
             raise bad(f"invalid uuid {self.uuid!r}") from None
         try:
-            acts = {k: Action(getattr(self, k)) for k in ("on_poweroff", "on_reboot",
-                                                           "on_crash")}
+            acts: dict[str, Any] = {k: Action(getattr(self, k))
+                                    for k in ("on_poweroff", "on_reboot", "on_crash")}
         except ValueError as e:
             raise bad(str(e)) from None
         if "\0" in self.full_cmdline:
@@ -292,7 +293,7 @@ def _readable(path: str | None, what: str) -> str:
     return p
 
 
-def _tool_domid(xs, path: str) -> int:
+def _tool_domid(xs: _xenstore.XenStore, path: str) -> int:
     raw = xs.get(path)
     try:
         return int(raw) if raw else 0
@@ -300,9 +301,9 @@ def _tool_domid(xs, path: str) -> int:
         return 0
 
 
-def domain_names(xs) -> dict[str, int]:
+def domain_names(xs: _xenstore.XenStore) -> dict[str, int]:
     """name → domid of every domain xenstore knows a name of."""
-    out = {}
+    out: dict[str, int] = {}
     try:
         ids = xs.ls("/local/domain")
     except _xenstore.XenStoreNotFound:
@@ -314,7 +315,7 @@ def domain_names(xs) -> dict[str, int]:
     return out
 
 
-def resolve(domain: str | int, xs=None) -> int:
+def resolve(domain: str | int, xs: _xenstore.XenStore | None = None) -> int:
     """A domid from a domid or a domain name (as ``xl`` accepts either)."""
     if isinstance(domain, int):
         return domain
@@ -332,14 +333,14 @@ def resolve(domain: str | int, xs=None) -> int:
     return names[domain]
 
 
-def _rm_quiet(xs, path: str) -> None:
+def _rm_quiet(xs: _xenstore.XenStore, path: str) -> None:
     try:
         xs.rm(path)
     except _xenstore.XenStoreNotFound:
         pass
 
 
-def remove_xenstore_entries(xs, domid: int, uuid: str | None = None) -> None:
+def remove_xenstore_entries(xs: _xenstore.XenStore, domid: int, uuid: str | None = None) -> None:
     """Remove what a build (or libxl) wrote for ``domid``: its home, vm and libxl paths;
     for an HVM guest also its device model (killed) and device-model directory."""
     _remove_device_model(xs, domid)
@@ -366,7 +367,7 @@ def remove_xenstore_entries(xs, domid: int, uuid: str | None = None) -> None:
         _rm_quiet(xs, p)
 
 
-def wait_gone(xc, domid: int, timeout: float = 10.0) -> bool:
+def wait_gone(xc: _ctrl.Ctrl, domid: int, timeout: float = 10.0) -> bool:
     """Wait until the hypervisor no longer lists ``domid`` (dying domains linger until
     the last mapping of their memory goes); True if it is gone."""
     end = time.monotonic() + timeout
@@ -380,7 +381,8 @@ def wait_gone(xc, domid: int, timeout: float = 10.0) -> bool:
         time.sleep(0.05)
 
 
-def destroy(domid: int, *, xc=None, xs=None, uuid: str | None = None) -> None:
+def destroy(domid: int, *, xc: _ctrl.Ctrl | None = None, xs: _xenstore.XenStore | None = None,
+            uuid: str | None = None) -> None:
     """Destroy a domain and remove its xenstore entries (what ``xl destroy`` does for a
     guest without devices); an HVM guest's device model is killed first."""
     own_xc, own_xs = xc is None, xs is None
@@ -475,7 +477,7 @@ RUN_DIR = "/var/run/xen"
 LOG_DIR = "/var/log/xen"
 
 
-def _first_file(candidates) -> str | None:
+def _first_file(candidates: Iterable[str | None]) -> str | None:
     for c in candidates:
         if c and os.path.isfile(c):
             return c
@@ -534,7 +536,7 @@ class QmpError(PyxenError):
 
 
 def qmp(domid: int, command: str, arguments: dict | None = None, *,
-        timeout: float = 10.0, path: str | None = None):
+        timeout: float = 10.0, path: str | None = None) -> Any:
     """Run one QMP command on ``domid``'s device model; returns its ``return`` value."""
     path = path or qmp_path(domid)
     end = time.monotonic() + timeout
@@ -550,7 +552,7 @@ def qmp(domid: int, command: str, arguments: dict | None = None, *,
             raise QmpError(command, f"cannot connect to {path}: {e}") from e
         f = sock.makefile("rwb")
 
-        def reply(what):
+        def reply(what: str) -> Any:
             while True:
                 sock.settimeout(max(0.01, end - time.monotonic()))
                 try:
@@ -571,7 +573,7 @@ def qmp(domid: int, command: str, arguments: dict | None = None, *,
         if "QMP" not in greeting:
             raise QmpError("greeting", f"unexpected {greeting!r}")
         for cmd, args in (("qmp_capabilities", None), (command, arguments)):
-            msg = {"execute": cmd}
+            msg: dict[str, Any] = {"execute": cmd}
             if args:
                 msg["arguments"] = args
             f.write(json.dumps(msg).encode() + b"\r\n")
@@ -644,7 +646,7 @@ def kill_device_model(domid: int, pid: int | None, timeout: float = 5.0) -> bool
     return True
 
 
-def device_model_pid(domid: int, xs) -> int | None:
+def device_model_pid(domid: int, xs: _xenstore.XenStore) -> int | None:
     raw = xs.get(f"/local/domain/{domid}/image/device-model-pid")
     try:
         return int(raw) if raw else None
@@ -652,7 +654,7 @@ def device_model_pid(domid: int, xs) -> int | None:
         return None
 
 
-def _remove_device_model(xs, domid: int) -> None:
+def _remove_device_model(xs: _xenstore.XenStore, domid: int) -> None:
     """Kill ``domid``'s qemu (pid from xenstore) and remove its traces: the
     device-model xenstore directory, the QMP socket and pyxen's serial log."""
     try:
@@ -672,7 +674,7 @@ def _serial_file(domid: int) -> str:
     return f"{RUN_DIR}/pyxen-serial-{domid}.log"
 
 
-def serial_spec(domid: int, *, xs=None) -> str | None:
+def serial_spec(domid: int, *, xs: _xenstore.XenStore | None = None) -> str | None:
     """How ``domid``'s first serial port reaches dom0, as pyxen gave it to qemu
     (``file:PATH``, ``pty:/dev/pts/N``, ...), or None (not an HVM guest pyxen built)."""
     own = xs is None
@@ -711,11 +713,12 @@ def _read_fd(fd: int, end: float, marker: bytes | None) -> bytearray:
 
 
 def serial_output(domid: int, timeout: float = 30.0, until: str | bytes | None = None,
-                  *, xs=None) -> str:
+                  *, xs: _xenstore.XenStore | None = None) -> str:
     """Read an HVM guest's first serial port (what qemu's ``-serial`` carries) for up to
     ``timeout`` seconds, or until ``until`` appears. With ``serial="file"`` (the
     default) this is everything the guest wrote since it started; with ``"pty"`` what it
-    writes while this reads. NoSerialError (a LookupError) if the guest has no serial pyxen can read."""
+    writes while this reads. NoSerialError (a LookupError) if the guest has no serial pyxen
+    can read."""
     end = time.monotonic() + timeout
     spec = serial_spec(domid, xs=xs)
     marker = until.encode() if isinstance(until, str) else until
@@ -791,8 +794,8 @@ def device_model_argv(spec: "BuildSpec", domid: int, dm: str) -> list[str]:
 class _Build:
     """One build attempt; ``run()`` returns a Guest or raises BuildError after rollback."""
 
-    def __init__(self, spec: BuildSpec, xc, xs, check_memory: bool = True,
-                 kernel_cache: bool = True):
+    def __init__(self, spec: BuildSpec, xc: _ctrl.Ctrl, xs: _xenstore.XenStore,
+                 check_memory: bool = True, kernel_cache: bool = True):
         self.spec, self.xc, self.xs = spec, xc, xs
         self.check_memory, self.kernel_cache = check_memory, kernel_cache
         self.domid: int | None = None
@@ -921,7 +924,7 @@ class _Build:
         guest.timings["total"] = time.monotonic() - t0
         return guest
 
-    def _dom_step(self, step: str, call) -> None:
+    def _dom_step(self, step: str, call: Callable[[], int]) -> None:
         """One libxenguest build step; out-of-memory failures become
         InsufficientMemoryError, others BuildError naming the step."""
         self._mark(step)
@@ -934,8 +937,8 @@ class _Build:
                                  InsufficientMemoryError) from e
             raise self._fail(str(e), e) from e
 
-    def _libxenguest(self, kernel, ramdisk, store_port, store_domid, console_port,
-                     console_domid) -> tuple[int, int]:
+    def _libxenguest(self, kernel: str, ramdisk: str | None, store_port: int, store_domid: int,
+                     console_port: int, console_domid: int) -> tuple[int, int]:
         spec, domid = self.spec, self.domid
         ffi, lib = xen()
         xch = self.xc._p()
@@ -1080,8 +1083,8 @@ class _Build:
         guest = self._spawn_device_model(guest, dm)
         return self._finish(guest, t0)
 
-    def _libxenguest_hvm(self, firmware, bios, store_port, store_domid, console_port,
-                         console_domid) -> tuple[int, int]:
+    def _libxenguest_hvm(self, firmware: str, bios: str, store_port: int, store_domid: int,
+                         console_port: int, console_domid: int) -> tuple[int, int]:
         """libxl__build_hvm + libxl__domain_firmware + libxl__build_dom (4.17)."""
         spec, domid = self.spec, self.domid
         ffi, lib = xen()
@@ -1123,7 +1126,7 @@ class _Build:
             dom.xenstore_evtchn = store_port
             dom.xenstore_domid = store_domid
 
-            def memmap():  # libxl_x86.c domain_construct_memmap
+            def memmap() -> int:  # libxl_x86.c domain_construct_memmap
                 ents = [(GUEST_LOW_MEM_START, lowmem_end - GUEST_LOW_MEM_START)]
                 if highmem_end:
                     ents.append((1 << 32, highmem_end - (1 << 32)))
@@ -1151,6 +1154,7 @@ class _Build:
         itself (the one process Xen's HVM design needs), then wait for xenstore's
         ``device-model/<domid>/state`` to say ``running``."""
         spec, domid, xs = self.spec, self.domid, self.xs
+        assert domid is not None  # the domain exists by now
         self._mark("device_model_xenstore")
         xs.mkdir(dm_state_path(domid))
         os.makedirs(RUN_DIR, exist_ok=True)
@@ -1226,7 +1230,7 @@ RW = "n{d}"        # libxl's rwperm: the guest owns
 NO = "n0"          # libxl's noperm: dom0 only
 
 
-def _write_entries(t, g: Guest) -> None:
+def _write_entries(t: _xenstore.Transaction, g: Guest) -> None:
     """The xenstore entries libxl (4.17) writes for a PV guest with only its primary
     console (libxl__domain_make, libxl__build_post, libxl__device_console_add): same
     paths, values and permissions as ``xl create`` of the same guest.
@@ -1239,7 +1243,7 @@ def _write_entries(t, g: Guest) -> None:
     cdom = g.console_domid
     be = f"/local/domain/{cdom}/backend/console/{d}/0"
 
-    def node(path, value="", perms=None):
+    def node(path: str, value: object = "", perms: str | None = None) -> None:
         t.write(path, str(value))
         if perms is not None:
             t.set_permissions(path, perms.format(d=d, c=cdom))
@@ -1252,6 +1256,7 @@ def _write_entries(t, g: Guest) -> None:
     node(dom, perms=RO)                    # everything below inherits n0 r<domid>
     node(vm, perms=RO)
     node(lx, perms=NO)
+    v: object                              # node() takes values of any type
     for k, v in (("vm", vm), ("name", spec.name), ("domid", d),
                  ("control/platform-feature-multiprocessor-suspend", 1),
                  ("control/platform-feature-xs_reset_watches", 1),
@@ -1303,7 +1308,8 @@ def _write_entries(t, g: Guest) -> None:
         node(f"{lx}/{k}", v)
 
 
-def build(spec: BuildSpec, *, xc=None, xs=None, check_memory: bool = True,
+def build(spec: BuildSpec, *, xc: _ctrl.Ctrl | None = None, xs: _xenstore.XenStore | None = None,
+          check_memory: bool = True,
           kernel_cache: bool = True) -> Guest:
     """Build (and unless ``spec.paused`` start) a PV or HVM guest in-process; returns a
     Guest. An HVM guest also gets its qemu-xen device model (started here, the one
@@ -1340,7 +1346,7 @@ def build(spec: BuildSpec, *, xc=None, xs=None, check_memory: bool = True,
 # -- console -----------------------------------------------------------------------------
 
 
-def console_tty(domid: int, *, xs=None, timeout: float = 10.0) -> str:
+def console_tty(domid: int, *, xs: _xenstore.XenStore | None = None, timeout: float = 10.0) -> str:
     """The pty xenconsoled serves ``domid``'s console on (``console/tty`` in xenstore),
     waiting up to ``timeout`` seconds for xenconsoled to publish it."""
     own = xs is None
@@ -1379,13 +1385,13 @@ def _open_pty(tty: str) -> int:
     return fd
 
 
-def open_console(domid: int, *, xs=None, timeout: float = 10.0) -> int:
+def open_console(domid: int, *, xs: _xenstore.XenStore | None = None, timeout: float = 10.0) -> int:
     """A raw, non-blocking fd on ``domid``'s console pty (read output, write input)."""
     return _open_pty(console_tty(domid, xs=xs, timeout=timeout))
 
 
 def console_output(domid: int, timeout: float = 30.0, until: str | bytes | None = None,
-                   *, xs=None) -> str:
+                   *, xs: _xenstore.XenStore | None = None) -> str:
     """Read ``domid``'s console for up to ``timeout`` seconds, or until ``until`` appears
     (then return at once). Returns what was read; TimeoutError only if the tty never
     appeared. Reading stops early if the console goes away (the domain died)."""
@@ -1430,7 +1436,8 @@ class Supervisor:
     ``with Supervisor() as sup: sup.add(guest); sup.poll(timeout)``.
     """
 
-    def __init__(self, *, xc=None, xs=None, max_restarts: int = 1):
+    def __init__(self, *, xc: _ctrl.Ctrl | None = None, xs: _xenstore.XenStore | None = None,
+                 max_restarts: int = 1) -> None:
         self._own_xc, self._own_xs = xc is None, xs is None
         self.xc = xc or _ctrl.open()
         self.xs = xs or _xenstore.open()
@@ -1457,7 +1464,7 @@ class Supervisor:
     def __enter__(self) -> "Supervisor":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def poll(self, timeout: float = 0.0) -> list[LifecycleEvent]:
@@ -1468,7 +1475,8 @@ class Supervisor:
             ev = self.xs.read_watch(0)
         return self.check()
 
-    def run(self, until=None, timeout: float = 60.0) -> list[LifecycleEvent]:
+    def run(self, until: Callable[[list[LifecycleEvent]], object] | None = None,
+            timeout: float = 60.0) -> list[LifecycleEvent]:
         """Poll until ``until(events)`` is true or ``timeout`` passes (or nothing is left
         to supervise); returns the events seen during the call."""
         end = time.monotonic() + timeout
@@ -1492,7 +1500,7 @@ class Supervisor:
                 remove_xenstore_entries(self.xs, domid, g.uuid)
                 out.append(LifecycleEvent(domid, g.name, "gone", Action.DESTROY))
                 continue
-            if info.dying or not info.shutdown:
+            if info.dying or not info.shutdown or info.shutdown_reason is None:
                 continue
             try:
                 reason = _ctrl.ShutdownReason(info.shutdown_reason)

@@ -24,6 +24,7 @@ application may keep its own subprocesses while an operation is in flight.
 
 from __future__ import annotations
 
+import builtins
 import collections
 import enum
 import errno as _errno
@@ -32,6 +33,7 @@ import json
 import time
 import uuid as _uuid
 from dataclasses import dataclass
+from typing import Any, Iterable
 
 from ._handle import Handle
 from ._log import XtlLogger
@@ -294,7 +296,7 @@ def parse_cpus(text: str, ncpus: int) -> frozenset:
     out: set = set()
     parts = [p.strip() for p in str(text).split(",")]
 
-    def bad(why):
+    def bad(why: str) -> LibxlInvalid:
         return LibxlInvalid(-6, "INVAL", call="parse_cpus", detail=f"{text!r}: {why}")
 
     if not text or not all(parts):
@@ -334,7 +336,7 @@ def open() -> "Context":  # noqa: A001 - module-level constructor like pyxen.ctr
 class Context(Handle):
     """A ``libxl_ctx``. Not thread-safe by itself: use one per thread."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         require_dom0("libxl")
         ffi, lib = xen()
         self._lib = lib
@@ -347,7 +349,7 @@ class Context(Handle):
         # before libxl can have children: libxl reaps only its own (see the module doc)
         lib.libxl_childproc_setmode(pp[0], hooks, ffi.NULL)
 
-        def free(p, _keep=(logger, hooks)):  # the logger outlives the context
+        def free(p: Any, _keep: object = (logger, hooks)) -> None:  # logger outlives the ctx
             lib.libxl_ctx_free(p)
 
         self._adopt(ffi, pp[0], free)
@@ -378,7 +380,7 @@ class Context(Handle):
     def _drop_token(self, token: int) -> None:
         self._queues.pop(token, None)
 
-    def _event(self, ev) -> DomainEvent:
+    def _event(self, ev: Any) -> DomainEvent:
         ffi, lib = self._ffi, self._lib
         etype = EventType(int(ev.type))
         reason = rc = code = vdev = None
@@ -427,7 +429,7 @@ class Context(Handle):
                 q.append(ev)
             n += 1
 
-    def _now(self):
+    def _now(self) -> Any:
         tv = self._ffi.new("struct timeval *")
         t = time.time()
         tv.tv_sec = int(t)
@@ -509,7 +511,7 @@ class Context(Handle):
             lib.free(p)
 
     # -- listing -------------------------------------------------------------------------
-    def _info(self, i) -> DomainInfo:
+    def _info(self, i: Any) -> DomainInfo:
         ffi, lib = self._ffi, self._lib
         t = lib.libxl_domain_type_to_string(i.domain_type)
         try:
@@ -565,7 +567,7 @@ class Context(Handle):
             return False
 
     # -- libxl_domain_config <-> JSON ----------------------------------------------------
-    def _d_config(self, cfg: DomainConfig | dict | str):
+    def _d_config(self, cfg: DomainConfig | dict | str) -> Any:
         """A new libxl_domain_config read from cfg's JSON (caller disposes)."""
         ffi, lib = self._ffi, self._lib
         if isinstance(cfg, DomainConfig):
@@ -583,7 +585,7 @@ class Context(Handle):
                    detail="libxl rejected the domain config JSON")
         return d
 
-    def _to_json(self, d) -> dict:
+    def _to_json(self, d: Any) -> dict:
         ffi, lib = self._ffi, self._lib
         p = lib.libxl_domain_config_to_json(self._p(), d)
         if p == ffi.NULL:
@@ -606,7 +608,7 @@ class Context(Handle):
         return DomainConfig.from_libxl_json(js, like=like)
 
     # -- lifecycle -----------------------------------------------------------------------
-    def _create_config(self, cfg: DomainConfig | dict | str):
+    def _create_config(self, cfg: DomainConfig | dict | str) -> Any:
         if isinstance(cfg, DomainConfig) and cfg.uuid is None:
             cfg = cfg.replace(uuid=str(_uuid.uuid4()))  # as xl does: every domain has one
         return self._d_config(cfg)
@@ -738,7 +740,7 @@ class Context(Handle):
         return DomainConfig.from_libxl_json(self.retrieve_config_json(dom))
 
     # -- disks ---------------------------------------------------------------------------
-    def _disk_struct(self, disk: str | DiskSpec):
+    def _disk_struct(self, disk: str | DiskSpec) -> Any:
         """A new libxl_device_disk (caller disposes) from a spec string (xlu_disk_parse,
         via pyxen.config) or a DiskSpec (libxl_device_disk_from_json)."""
         ffi, lib = self._ffi, self._lib
@@ -768,7 +770,7 @@ class Context(Handle):
         finally:
             self._lib.libxl_device_disk_dispose(d)
 
-    def disk_list(self, dom: int | str) -> list[DiskInfo]:
+    def disk_list(self, dom: int | str) -> builtins.list[DiskInfo]:
         """The domain's disks (``libxl_device_disk_list`` + ``libxl_device_disk_getinfo``)."""
         ffi, lib = self._ffi, self._lib
         domid = self.domid(dom)
@@ -785,7 +787,7 @@ class Context(Handle):
                     _check(lib.libxl_device_disk_getinfo(self._p(), domid, arr + k, info),
                            "libxl_device_disk_getinfo", domid)
 
-                    def s_(p):
+                    def s_(p: Any) -> str | None:
                         return None if p == ffi.NULL else ffi.string(p).decode()
 
                     out.append(DiskInfo(disk=disk_from_c(arr[k]), devid=int(info.devid),
@@ -817,7 +819,7 @@ class Context(Handle):
             lib.libxl_device_disk_dispose(d)
 
     # -- network interfaces --------------------------------------------------------------
-    def _nic_struct(self, nic: str | NicSpec):
+    def _nic_struct(self, nic: str | NicSpec) -> Any:
         """A new libxl_device_nic (caller disposes) from a vif spec string or a NicSpec."""
         ffi, lib = self._ffi, self._lib
         if isinstance(nic, str):
@@ -831,7 +833,7 @@ class Context(Handle):
             _check(rc if rc < 0 else -6, "libxl_device_nic_from_json")
         return n
 
-    def _nic_spec(self, n) -> NicSpec:
+    def _nic_spec(self, n: Any) -> NicSpec:
         ffi, lib = self._ffi, self._lib
         p = lib.libxl_device_nic_to_json(self._p(), n)
         if p == ffi.NULL:
@@ -864,7 +866,7 @@ class Context(Handle):
         raise LibxlError(-3, "FAIL", call="libxl_device_nic_list", domid=domid,
                          detail=f"nic {mac} added but not listed")
 
-    def nic_list(self, dom: int | str) -> list[NicInfo]:
+    def nic_list(self, dom: int | str) -> builtins.list[NicInfo]:
         """The domain's network interfaces (``libxl_device_nic_list`` +
         ``libxl_device_nic_getinfo``; ``xl network-list``)."""
         ffi, lib = self._ffi, self._lib
@@ -875,7 +877,7 @@ class Context(Handle):
             return []
         out = []
 
-        def s_(p):
+        def s_(p: Any) -> str | None:
             return None if p == ffi.NULL else ffi.string(p).decode()
 
         try:
@@ -923,11 +925,11 @@ class Context(Handle):
         """How many physical cpus the host can have (``libxl_get_max_cpus``)."""
         return _check(self._lib.libxl_get_max_cpus(self._p()), "libxl_get_max_cpus")
 
-    def _cpus_of(self, bm) -> frozenset:
+    def _cpus_of(self, bm: Any) -> frozenset:
         return frozenset(i for i in range(int(bm.size) * 8)
                          if self._lib.libxl_bitmap_test(bm, i))
 
-    def vcpu_list(self, dom: int | str) -> list[VcpuInfo]:
+    def vcpu_list(self, dom: int | str) -> builtins.list[VcpuInfo]:
         """The domain's vcpus with their affinities (``libxl_list_vcpu``; ``xl vcpu-list``)."""
         ffi, lib = self._ffi, self._lib
         domid = self.domid(dom)
@@ -945,7 +947,7 @@ class Context(Handle):
         finally:
             lib.libxl_vcpuinfo_list_free(arr, nb[0])
 
-    def _bitmap(self, cpus, domid):
+    def _bitmap(self, cpus: Iterable[int], domid: int) -> Any:
         """A new cpu libxl_bitmap with ``cpus`` set (caller disposes)."""
         ffi, lib = self._ffi, self._lib
         bm = ffi.new("libxl_bitmap *")
@@ -963,7 +965,8 @@ class Context(Handle):
             raise
         return bm
 
-    def vcpu_pin(self, dom: int | str, vcpu: int | str, hard="all", soft=None) -> None:
+    def vcpu_pin(self, dom: int | str, vcpu: int | str, hard: str | Iterable[int] | None = "all",
+                 soft: str | Iterable[int] | None = None) -> None:
         """Pin vcpu(s) to physical cpus (``libxl_set_vcpuaffinity``; ``xl vcpu-pin``).
         ``vcpu`` is a number or ``"all"``; ``hard``/``soft`` are cpu sets or xl cpu lists
         (``"0-1"``, ``"all"``, ``"^0"``); ``None`` leaves that affinity alone."""
@@ -985,7 +988,7 @@ class Context(Handle):
                                           f"{len(vcpus)})")
             targets = [v]
 
-        def cpuset(x):
+        def cpuset(x: str | Iterable[int] | None) -> frozenset | None:
             if x is None:
                 return None
             return parse_cpus(x, ncpus) if isinstance(x, str) else frozenset(x)
@@ -1041,10 +1044,10 @@ class Context(Handle):
 
 
 _EVENTMASK_ALL = 0xFFFFFFFFFFFFFFFF
-_CHILD_HOOKS = None
+_CHILD_HOOKS: Any = None
 
 
-def _child_hooks():
+def _child_hooks() -> Any:
     """The one libxl_childproc_hooks every pyxen context uses (libxl requires all of a
     process's contexts to agree, and the struct to outlive them)."""
     global _CHILD_HOOKS
@@ -1063,7 +1066,7 @@ class CreateOp:
     both live here (and the context keeps this object) until then. ``domid`` is known
     from the ``DOMAIN_CREATE_CONSOLE_AVAILABLE`` progress event or from completion."""
 
-    def __init__(self, ctx: Context, cfg, paused: bool):
+    def __init__(self, ctx: Context, cfg: DomainConfig | dict | str, paused: bool):
         ffi, lib = ctx._ffi, ctx._lib
         self.ctx = ctx
         self.paused = paused
@@ -1159,6 +1162,7 @@ class CreateOp:
             self._take()
         if self.error is not None:
             raise self.error
+        assert self.domid is not None  # completed without an error: _take() set it
         return int(self.domid)
 
     def abort(self) -> None:
@@ -1212,8 +1216,8 @@ class DeathWatch:
         self._evgen = None
         self.ctx._drop_token(self._token)
 
-    def __enter__(self):
+    def __enter__(self) -> DeathWatch:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -39,11 +39,20 @@ import select
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NoReturn, TypeVar, overload
 
 from ._handle import Handle
 from ._native import xen
 from .errors import PyxenError, XenError, XenUnavailableError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from _cffi_backend import CType
+
+    from ._xen import FFI
+
+_T = TypeVar("_T")
 
 # The wire protocol's limits (xen/io/xs_wire.h); checked against libxenstore in the lab.
 XENSTORE_ABS_PATH_MAX = 3072
@@ -131,14 +140,14 @@ def error_for(err: int, call: str, path: str | bytes | None = None) -> XenStoreE
     return _ERRORS.get(err, XenStoreError)(err, call=call, path=path)
 
 
-def _raise(call: str, path=None):
+def _raise(call: str, path: str | bytes | None = None) -> NoReturn:
     raise error_for(_ffi.errno or _errno.EIO, call, path)
 
 
 # --------------------------------------------------------------------------- paths
 
 _VALID = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-/_@")
-_PATHS: dict = {}          # path (str or bytes) → validated bytes, for plain node paths
+_PATHS: dict[str | bytes, bytes] = {}  # path → validated bytes, for plain node paths
 _PATHS_MAX = 4096
 
 
@@ -197,7 +206,7 @@ def check_absolute(path: str | bytes) -> bytes:
     return b
 
 
-def _p2b(path) -> bytes:
+def _p2b(path: str | bytes) -> bytes:
     """Cached check_path for the hot path."""
     b = check_path(path)
     if len(_PATHS) >= _PATHS_MAX:
@@ -289,7 +298,20 @@ class WatchEvent:
 
 # --------------------------------------------------------------------------- binding
 
-_ffi = _lib = None
+# Bound by _bind(), which XenStore() runs before any use; declared here so every use is typed.
+_lib: Any = None                 # None until bound
+_ffi: FFI
+_NULL: Any
+_UINTP: CType
+_new: Callable[..., Any]
+_buffer: Callable[..., Any]
+_from_buffer: Callable[..., Any]
+_free: Callable[..., Any]
+_xs_read: Callable[..., Any]
+_xs_write: Callable[..., Any]
+_xs_directory: Callable[..., Any]
+_xs_start: Callable[..., Any]
+_xs_end: Callable[..., Any]
 
 
 def _bind() -> None:
@@ -315,7 +337,7 @@ def _available() -> None:
                                   "xenstored is not running)")
 
 
-def _closed(obj) -> None:
+def _closed(obj: object) -> NoReturn:
     raise ValueError(f"I/O operation on closed {type(obj).__name__}")
 
 
@@ -360,7 +382,7 @@ class XenStore(Handle):
 
     # -- nodes (hot path: keep lean) -------------------------------------------
 
-    def read(self, path, tx: int = 0) -> bytes:
+    def read(self, path: str | bytes, tx: int = 0) -> bytes:
         """``xs_read``: the node's value as bytes. Missing node → XenStoreNotFound."""
         p = self._ptr
         if p is None:
@@ -374,17 +396,23 @@ class XenStore(Handle):
         _free(raw)
         return data
 
-    def read_str(self, path, tx: int = 0, encoding: str = "utf-8") -> str:
+    def read_str(self, path: str | bytes, tx: int = 0, encoding: str = "utf-8") -> str:
         return self.read(path, tx).decode(encoding)
 
-    def get(self, path, default=None, tx: int = 0):
+    @overload
+    def get(self, path: str | bytes, default: None = None, tx: int = 0) -> bytes | None: ...
+    @overload
+    def get(self, path: str | bytes, default: _T, tx: int = 0) -> bytes | _T: ...
+
+    def get(self, path: str | bytes, default: Any = None, tx: int = 0) -> Any:
         """read(), or ``default`` when the node does not exist."""
         try:
             return self.read(path, tx)
         except XenStoreNotFound:
             return default
 
-    def write(self, path, value, tx: int = 0) -> None:
+    def write(self, path: str | bytes, value: str | bytes | bytearray | memoryview,
+              tx: int = 0) -> None:
         """``xs_write``: set the node's value (bytes, or str as UTF-8); creates parents."""
         p = self._ptr
         if p is None:
@@ -395,7 +423,7 @@ class XenStore(Handle):
         if not _xs_write(p, tx, b, _from_buffer(value), len(value)):
             _raise("xs_write", path)
 
-    def ls(self, path, tx: int = 0) -> list[str]:
+    def ls(self, path: str | bytes, tx: int = 0) -> list[str]:
         """``xs_directory``: the names of the node's children."""
         p = self._ptr
         if p is None:
@@ -411,18 +439,18 @@ class XenStore(Handle):
 
     directory = ls
 
-    def mkdir(self, path, tx: int = 0) -> None:
+    def mkdir(self, path: str | bytes, tx: int = 0) -> None:
         """``xs_mkdir``: create the node (empty value) and its parents; no error if it exists."""
         if not _lib.xs_mkdir(self._p(), tx, _p2b(path)):
             _raise("xs_mkdir", path)
 
-    def rm(self, path, tx: int = 0) -> None:
+    def rm(self, path: str | bytes, tx: int = 0) -> None:
         """``xs_rm``: remove the node and everything under it. xenstored (oxenstored and C)
         treats removing a node that is not there as success."""
         if not _lib.xs_rm(self._p(), tx, _p2b(path)):
             _raise("xs_rm", path)
 
-    def exists(self, path, tx: int = 0) -> bool:
+    def exists(self, path: str | bytes, tx: int = 0) -> bool:
         """True if the node exists (an ``xs_read`` that does not fail with ENOENT)."""
         try:
             self.read(path, tx)
@@ -430,28 +458,28 @@ class XenStore(Handle):
             return False
         return True
 
-    def walk(self, path="/", tx: int = 0) -> Iterator[tuple[str, bytes]]:
+    def walk(self, path: str = "/", tx: int = 0) -> Iterator[tuple[str, bytes]]:
         """Depth-first ``(path, value)`` for the node and every node under it."""
         value = self.read(path, tx)
         yield path, value
         for name in self.ls(path, tx):
             yield from self.walk(join(path, name), tx)
 
-    def __getitem__(self, path) -> bytes:
+    def __getitem__(self, path: str | bytes) -> bytes:
         return self.read(path)
 
-    def __setitem__(self, path, value) -> None:
+    def __setitem__(self, path: str | bytes, value: str | bytes | bytearray | memoryview) -> None:
         self.write(path, value)
 
-    def __delitem__(self, path) -> None:
+    def __delitem__(self, path: str | bytes) -> None:
         self.rm(path)
 
-    def __contains__(self, path) -> bool:
+    def __contains__(self, path: str | bytes) -> bool:
         return self.exists(path)
 
     # -- permissions -------------------------------------------------------------
 
-    def get_permissions(self, path, tx: int = 0) -> Permissions:
+    def get_permissions(self, path: str | bytes, tx: int = 0) -> Permissions:
         """``xs_get_permissions`` as a :class:`Permissions`."""
         n = _new(_UINTP)
         raw = _lib.xs_get_permissions(self._p(), tx, _p2b(path), n)
@@ -463,7 +491,7 @@ class XenStore(Handle):
             _free(raw)
         return Permissions(ents[0].domid, ents[0].perm, tuple(ents[1:]))
 
-    def set_permissions(self, path, perms: Permissions | str | Iterable[DomainPerm],
+    def set_permissions(self, path: str | bytes, perms: Permissions | str | Iterable[DomainPerm],
                         tx: int = 0) -> None:
         """``xs_set_permissions``; ``perms`` as Permissions, ``"n0 r5"`` or DomainPerms."""
         if isinstance(perms, str):
@@ -524,7 +552,7 @@ class XenStore(Handle):
         return Attempts(self, max_attempts or self.max_attempts, backoff)
 
     def transact(self, fn: Callable[["Transaction"], Any], *, max_attempts: int | None = None,
-                 backoff: float = 0.002):
+                 backoff: float = 0.002) -> Any:
         """Run ``fn(t)`` in a transaction, rerunning it on EAGAIN; returns its result."""
         for attempt in self.transactions(max_attempts, backoff):
             with attempt as t:
@@ -533,7 +561,7 @@ class XenStore(Handle):
 
     # -- watches -----------------------------------------------------------------
 
-    def watch(self, path, token: Any = None) -> None:
+    def watch(self, path: str | bytes, token: Any = None) -> None:
         """``xs_watch``: report changes to ``path`` and everything under it. ``token`` may be
         any object (kept alive while watched) and comes back in each WatchEvent. xenstored
         fires one event right after registration. ``path`` may be @introduceDomain or
@@ -557,7 +585,7 @@ class XenStore(Handle):
                 self._token_of.pop(key, None)
             raise error_for(err, "xs_watch", path)
 
-    def unwatch(self, path, token: Any = None) -> None:
+    def unwatch(self, path: str | bytes, token: Any = None) -> None:
         """``xs_unwatch`` for a (path, token) given to watch(); events still queued for it
         are dropped."""
         b = check_path(path, special=True)
@@ -690,34 +718,40 @@ class Transaction:
     def __init__(self, xs: XenStore, tx: int):
         self.xs, self.id, self.state = xs, tx, "open"
 
-    def read(self, path) -> bytes:
+    def read(self, path: str | bytes) -> bytes:
         return self.xs.read(path, self.id)
 
-    def read_str(self, path, encoding: str = "utf-8") -> str:
+    def read_str(self, path: str | bytes, encoding: str = "utf-8") -> str:
         return self.xs.read(path, self.id).decode(encoding)
 
-    def get(self, path, default=None):
+    @overload
+    def get(self, path: str | bytes, default: None = None) -> bytes | None: ...
+    @overload
+    def get(self, path: str | bytes, default: _T) -> bytes | _T: ...
+
+    def get(self, path: str | bytes, default: Any = None) -> Any:
         return self.xs.get(path, default, self.id)
 
-    def write(self, path, value) -> None:
+    def write(self, path: str | bytes, value: str | bytes | bytearray | memoryview) -> None:
         self.xs.write(path, value, self.id)
 
-    def ls(self, path) -> list[str]:
+    def ls(self, path: str | bytes) -> list[str]:
         return self.xs.ls(path, self.id)
 
-    def mkdir(self, path) -> None:
+    def mkdir(self, path: str | bytes) -> None:
         self.xs.mkdir(path, self.id)
 
-    def rm(self, path) -> None:
+    def rm(self, path: str | bytes) -> None:
         self.xs.rm(path, self.id)
 
-    def exists(self, path) -> bool:
+    def exists(self, path: str | bytes) -> bool:
         return self.xs.exists(path, self.id)
 
-    def get_permissions(self, path) -> Permissions:
+    def get_permissions(self, path: str | bytes) -> Permissions:
         return self.xs.get_permissions(path, self.id)
 
-    def set_permissions(self, path, perms) -> None:
+    def set_permissions(self, path: str | bytes,
+                        perms: Permissions | str | Iterable[DomainPerm]) -> None:
         self.xs.set_permissions(path, perms, self.id)
 
     def commit(self) -> None:
@@ -740,7 +774,8 @@ class Transaction:
     def __enter__(self) -> "Transaction":
         return self
 
-    def __exit__(self, et, ev, tb) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if self.state != "open":
             return
         if et is None:
@@ -759,6 +794,8 @@ class Attempt:
     """One try of a retried transaction: ``with attempt as t:`` (see XenStore.transactions)."""
 
     __slots__ = ("_xs", "number", "tx", "outcome")
+    tx: Transaction | None
+    outcome: str | None
 
     def __init__(self, xs: XenStore, number: int):
         self._xs, self.number, self.tx, self.outcome = xs, number, None, None
@@ -767,8 +804,10 @@ class Attempt:
         self.tx = self._xs.transaction()
         return self.tx
 
-    def __exit__(self, et, ev, tb) -> bool:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> bool:
         tx = self.tx
+        assert tx is not None, "Attempt.__exit__ without __enter__"
         if et is None:
             if tx.state == "open":
                 try:
@@ -839,8 +878,12 @@ class AsyncEvents:
             ev = self.xs.check_watch()
             if ev is not None:
                 return ev
-            fut = loop.create_future()
-            loop.add_reader(fd, lambda: fut.done() or fut.set_result(None))
+            fut: asyncio.Future[None] = loop.create_future()
+
+            def wake(fut: asyncio.Future[None] = fut) -> None:
+                if not fut.done():
+                    fut.set_result(None)
+            loop.add_reader(fd, wake)
             try:
                 if deadline is None:
                     await fut
@@ -855,7 +898,7 @@ class AsyncEvents:
                 loop.remove_reader(fd)
 
 
-def open(flags: int = 0, **kw) -> XenStore:  # noqa: A001 - mirrors xs_open
+def open(flags: int = 0, **kw: Any) -> XenStore:  # noqa: A001 - mirrors xs_open
     """``xs_open``: a XenStore handle. ``flags``: XS_OPEN_* (Xen 4.17's libxenstore
     ignores XS_OPEN_READONLY: there is no read-only socket any more)."""
     return XenStore(flags, **kw)

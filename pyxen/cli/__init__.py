@@ -12,6 +12,7 @@ import argparse
 import importlib
 import json
 import sys
+from typing import Any
 
 from .. import __version__
 from ..errors import PyxenError
@@ -19,7 +20,7 @@ from ..errors import PyxenError
 AREAS = ("host", "xenstore", "light", "guest", "devices")
 
 
-def print_json(obj) -> None:
+def print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 

@@ -4,16 +4,23 @@ verbs take ``--libxl`` to go through libxl (pyxen.light) instead."""
 
 from __future__ import annotations
 
+import argparse
+from typing import TYPE_CHECKING
+
 from . import print_json
 from ..errors import PyxenError
+
+if TYPE_CHECKING:
+    from ..devices import Devices
+    from ..light import Context
 
 
 class UsageError(PyxenError):
     pass
 
 
-def register(sub) -> None:
-    def common(p):
+def register(sub: argparse._SubParsersAction) -> None:
+    def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("domain", help="name or id")
         p.add_argument("--json", action="store_true")
 
@@ -49,7 +56,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_network_detach)
 
 
-def _dev():
+def _dev() -> Devices:
     from .. import devices
     return devices.Devices()
 
@@ -59,11 +66,11 @@ def _join(items: list[str]) -> str:
     return ",".join(x.strip().strip(",").strip() for x in items if x.strip(" ,"))
 
 
-def _kw(args) -> dict:
+def _kw(args: argparse.Namespace) -> dict:
     return {"timeout": args.timeout} if getattr(args, "timeout", None) is not None else {}
 
 
-def _libxl_domid(ctx, dom: str) -> int:
+def _libxl_domid(ctx: Context, dom: str) -> int:
     from ..light import DomainNotFound
     try:
         return ctx.domid(dom)
@@ -71,7 +78,7 @@ def _libxl_domid(ctx, dom: str) -> int:
         raise UsageError(f"{dom} is an invalid domain identifier (rc={e.rc})") from None
 
 
-def cmd_block_attach(args) -> int:
+def cmd_block_attach(args: argparse.Namespace) -> int:
     spec = _join(args.spec)
     if args.libxl:
         from .. import light
@@ -88,18 +95,18 @@ def cmd_block_attach(args) -> int:
     return 0
 
 
-def cmd_block_list(args) -> int:
+def cmd_block_list(args: argparse.Namespace) -> int:
     from .. import devices
     if args.libxl:
         from .. import light
         with light.open() as ctx:
             domid = _libxl_domid(ctx, args.domain)
-            disks = ctx.disk_list(domid)
+            infos = ctx.disk_list(domid)
         if args.json:
-            print_json([x.to_json() for x in disks])
+            print_json([x.to_json() for x in infos])
             return 0
         print(devices.DISK_HEADER)
-        for x in disks:
+        for x in infos:
             print("%-5d %-3d %-6d %-5d %-6d %-8d %-30s" % (x.devid, x.backend_id, domid,
                                                           x.state, x.evtch, x.rref,
                                                           x.backend or ""))
@@ -110,12 +117,12 @@ def cmd_block_list(args) -> int:
         print_json([x.to_json() for x in disks])
         return 0
     print(devices.DISK_HEADER)
-    for x in disks:
-        print(x.row())
+    for disk in disks:
+        print(disk.row())
     return 0
 
 
-def cmd_block_detach(args) -> int:
+def cmd_block_detach(args: argparse.Namespace) -> int:
     if args.libxl:
         from .. import light
         with light.open() as ctx:
@@ -140,7 +147,7 @@ def cmd_block_detach(args) -> int:
     return 0
 
 
-def cmd_network_attach(args) -> int:
+def cmd_network_attach(args: argparse.Namespace) -> int:
     spec = _join(args.spec)
     with _dev() as d:
         info = d.attach_nic(args.domain, spec, **_kw(args))
@@ -149,7 +156,7 @@ def cmd_network_attach(args) -> int:
     return 0
 
 
-def cmd_network_list(args) -> int:
+def cmd_network_list(args: argparse.Namespace) -> int:
     from .. import devices
     with _dev() as d:
         nics = d.list_nics(args.domain)
@@ -162,7 +169,7 @@ def cmd_network_list(args) -> int:
     return 0
 
 
-def cmd_network_detach(args) -> int:
+def cmd_network_detach(args: argparse.Namespace) -> int:
     with _dev() as d:
         domid = d.domid(args.domain)
         clean = d.detach(domid, "vif", args.which, **_kw(args))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import select
 import sys
@@ -11,7 +12,7 @@ import tty
 ESCAPE = 0x1D  # Ctrl-]
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("build", help="build and start a PV or HVM guest in-process (no libxl)")
     b.add_argument("--name", required=True)
     b.add_argument("--kernel", help="PV: required; HVM: direct kernel boot (optional)")
@@ -57,7 +58,7 @@ def register(sub) -> None:
     c.set_defaults(func=cmd_console)
 
 
-def cmd_build(args) -> int:
+def cmd_build(args: argparse.Namespace) -> int:
     from .. import guest
     spec = guest.BuildSpec(name=args.name, kernel=args.kernel, ramdisk=args.ramdisk,
                            memory=args.memory, maxmem=args.maxmem, vcpus=args.vcpus,
@@ -88,7 +89,7 @@ def cmd_build(args) -> int:
     return 0
 
 
-def _hvm_options(args) -> dict:
+def _hvm_options(args: argparse.Namespace) -> dict:
     if not args.hvm:
         return {}
     return dict(type="hvm", firmware=args.firmware, system_firmware=args.system_firmware,
@@ -98,7 +99,7 @@ def _hvm_options(args) -> dict:
                 device_model_args=tuple(args.dm_arg))
 
 
-def cmd_console(args) -> int:
+def cmd_console(args: argparse.Namespace) -> int:
     from .. import guest
     domid = guest.resolve(args.domain)
     if not getattr(args, "serial", False):

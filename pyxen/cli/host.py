@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+from typing import Callable
 
 from . import print_json
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("virt-caps", help="can this host run HVM guests (VT-x/AMD-V), and why")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_virt_caps)
@@ -29,7 +31,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_demo)
 
 
-def cmd_virt_caps(args) -> int:
+def cmd_virt_caps(args: argparse.Namespace) -> int:
     from .. import cpuid
     ci = cpuid.info()
     v = cpuid.verdict()
@@ -76,7 +78,7 @@ def _info_dict() -> dict:
     }
 
 
-def cmd_info(args) -> int:
+def cmd_info(args: argparse.Namespace) -> int:
     info = _info_dict()
     if args.json:
         print_json(info)
@@ -111,7 +113,7 @@ def _domain_rows() -> list[dict]:
     return rows
 
 
-def cmd_list(args) -> int:
+def cmd_list(args: argparse.Namespace) -> int:
     rows = _domain_rows()
     if args.json:
         print_json(rows)
@@ -147,7 +149,7 @@ on_poweroff = 'destroy'
 on_reboot = 'restart'
 on_crash = 'restart'
 extra = 'console=hvc0 init=/sbin/init rootfstype=ext4 rootflags=nobarrier pyxen.action=wait pyxen.marker={marker}'
-"""
+"""  # noqa: E501 - xl config lines are not wrapped
 
 HVM_CFG = """\
 # adapted from the classic HVM example (winxp): hvmloader and qemu-xen of this dom0
@@ -177,7 +179,7 @@ sdl = 0
 
 
 class _Demo:
-    def __init__(self):
+    def __init__(self) -> None:
         self.results: list[tuple[str, bool]] = []
 
     def say(self, text: str) -> None:
@@ -193,8 +195,8 @@ class _Demo:
         self.say(lines[-1] if lines else out[-800:])
         return bool(lines)
 
-    def step(self, title: str, argv: list[str] | None = None, fn=None,
-             required: bool = True) -> bool:
+    def step(self, title: str, argv: list[str] | None = None,
+             fn: Callable[[], object] | None = None, required: bool = True) -> bool:
         """Print the command, run it in-process (pyxen.cli.main), record the outcome."""
         import sys
         from . import main
@@ -214,6 +216,7 @@ class _Demo:
                 if not ok:
                     self.say(f"[exit status {rc}]")
             else:
+                assert fn is not None, "step() runs argv or fn"
                 ok = bool(fn())
         except Exception as e:  # noqa: BLE001 - the demo reports and goes on
             self.say(f"[failed: {type(e).__name__}: {e}]")
@@ -224,7 +227,7 @@ class _Demo:
         return ok
 
 
-def cmd_demo(args) -> int:
+def cmd_demo(args: argparse.Namespace) -> int:
     import os
     import time
     from .. import guest, light
@@ -240,20 +243,20 @@ def cmd_demo(args) -> int:
     pv_cfg = os.path.join(work, "linux.cfg")
     hvm_cfg = os.path.join(work, "winxp.cfg")
     for img, size in (("linux0.img", 64), ("winxp0.img", 64), ("data.img", 16)):
-        with open(os.path.join(work, img), "wb") as f:
-            f.truncate(size << 20)
+        with open(os.path.join(work, img), "wb") as imgf:
+            imgf.truncate(size << 20)
     with open(pv_cfg, "w") as f:
         f.write(PV_CFG.format(kit=GUEST_KIT, work=work, marker=DEMO_MARKER))
     with open(hvm_cfg, "w") as f:
         f.write(HVM_CFG.format(kit=GUEST_KIT, work=work))
 
-    def show(path):
+    def show(path: str) -> bool:
         demo.say(f"$ cat {path}")
         with open(path) as f:
             demo.say(f.read().rstrip())
         return True
 
-    created = []
+    created: list[str] = []
     try:
         demo.step("the PV config", fn=lambda: show(pv_cfg))
         if demo.step("create the PV guest (libxl, asynchronous create)", ["create", pv_cfg]):
@@ -270,7 +273,7 @@ def cmd_demo(args) -> int:
         demo.step("block-list", ["block-list", "linux"])
         demo.step("block-detach", ["block-detach", "linux", "xvdb"])
 
-        def xs_read():
+        def xs_read() -> bool:
             with light.open() as ctx:
                 domid = ctx.domid("linux")
             from . import main
@@ -288,7 +291,7 @@ def cmd_demo(args) -> int:
         demo.step("list: the guest is paused (p)", ["list"])
         demo.step("unpause", ["unpause", "linux"])
 
-        def shutdown():
+        def shutdown() -> bool:
             from . import main
             demo.say("$ pyxen shutdown -w -t 20 linux")
             rc = main(["shutdown", "-w", "-t", "20", "linux"])
@@ -340,7 +343,7 @@ def cmd_demo(args) -> int:
     return 1 if failed else 0
 
 
-def _direct_builds(demo: "_Demo", args, created: list) -> None:
+def _direct_builds(demo: "_Demo", args: argparse.Namespace, created: list[str]) -> None:
     """The same guests built without libxl: pyxen.guest's in-process PV and HVM builds."""
     from .. import guest
     kit = {"kernel": f"{GUEST_KIT}/vmlinuz", "ramdisk": f"{GUEST_KIT}/initrd.cpio.gz"}
@@ -365,7 +368,7 @@ def _direct_builds(demo: "_Demo", args, created: list) -> None:
         demo.step("list", ["list"])
         demo.step("vnc: the directly built guest's display", ["vnc", "direct-hvm"])
         if args.hvm_wait > 0:
-            def hvm_serial():
+            def hvm_serial() -> bool:
                 domid = guest.resolve("direct-hvm")
                 demo.say(f"$ pyxen console --serial direct-hvm   (read non-interactively "
                          f"until {hvm_marker}; up to {args.hvm_wait:.0f} s: hvmloader, "

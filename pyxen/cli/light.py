@@ -3,19 +3,24 @@ vcpu-set, vcpu-pin, vnc. Domains are named by name or id, as with xl."""
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 import warnings
+from typing import TYPE_CHECKING, Any, Iterable
 
 from . import print_json
 from ..errors import PyxenError
+
+if TYPE_CHECKING:
+    from ..light import Context
 
 
 class UsageError(PyxenError):
     pass
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("create", help="create a domain from an xl config file (like xl create)")
     p.add_argument("config", help="xl domain config file")
     p.add_argument("-p", "--paused", action="store_true", help="leave the domain paused")
@@ -76,12 +81,12 @@ def parse_mem_kb(text: str) -> int:
     return {"b": n >> 10, "k": n, "m": n << 10, "g": n << 20, "t": n << 30}[unit]
 
 
-def _ctx():
+def _ctx() -> Context:
     from .. import light
     return light.open()
 
 
-def _domid(ctx, dom: str) -> int:
+def _domid(ctx: Context, dom: str) -> int:
     from ..light import DomainNotFound
     try:
         return ctx.domid(dom)
@@ -89,13 +94,13 @@ def _domid(ctx, dom: str) -> int:
         raise UsageError(f"{dom} is an invalid domain identifier (rc={e.rc})") from None
 
 
-def _done(args, domid: int, name: str | None, **extra) -> int:
+def _done(args: argparse.Namespace, domid: int, name: str | None, **extra: Any) -> int:
     if args.json:
         print_json({"domid": domid, "name": name, **extra})
     return 0
 
 
-def cmd_create(args) -> int:
+def cmd_create(args: argparse.Namespace) -> int:
     from .. import config
     print(f"Parsing config from {args.config}", file=sys.stderr)
     with warnings.catch_warnings(record=True) as caught:
@@ -122,7 +127,7 @@ def cmd_create(args) -> int:
     return rc
 
 
-def cmd_simple(args) -> int:
+def cmd_simple(args: argparse.Namespace) -> int:
     with _ctx() as ctx:
         domid = _domid(ctx, args.domain)
         name = ctx.name(domid)
@@ -132,7 +137,8 @@ def cmd_simple(args) -> int:
         return _done(args, domid, name, action=args.verb_name)
 
 
-def _shutdown_wait(ctx, args, domid: int, name) -> int:
+def _shutdown_wait(ctx: Context, args: argparse.Namespace, domid: int,
+                   name: str | None) -> int:
     """xl shutdown -w: watch for the domain's death (libxl_evenable_domain_death), ask it to
     shut down, report the DOMAIN_SHUTDOWN event, apply on_poweroff (destroy here: no xl
     daemon does it), then wait for DOMAIN_DEATH."""
@@ -170,7 +176,7 @@ def _shutdown_wait(ctx, args, domid: int, name) -> int:
     return _done(args, domid, name, action="shutdown", events=events)
 
 
-def cmd_vcpu_pin(args) -> int:
+def cmd_vcpu_pin(args: argparse.Namespace) -> int:
     with _ctx() as ctx:
         domid = _domid(ctx, args.domain)
         hard = None if args.hard == "-" else args.hard
@@ -183,10 +189,11 @@ def cmd_vcpu_pin(args) -> int:
     return 0
 
 
-def _cpulist(cpus, ncpus: int) -> str:
+def _cpulist(cpus: Iterable[int], ncpus: int) -> str:
     if set(range(ncpus)) <= set(cpus):
         return "all"
-    out, run = [], []
+    out: list[str] = []
+    run: list[int] = []
     for c in sorted(cpus):
         if run and c == run[-1] + 1:
             run.append(c)
@@ -199,7 +206,7 @@ def _cpulist(cpus, ncpus: int) -> str:
     return ",".join(out)
 
 
-def cmd_vcpu_list(args) -> int:
+def cmd_vcpu_list(args: argparse.Namespace) -> int:
     with _ctx() as ctx:
         domid = _domid(ctx, args.domain)
         name = ctx.name(domid) or ""
@@ -218,7 +225,7 @@ def cmd_vcpu_list(args) -> int:
     return 0
 
 
-def cmd_vnc(args) -> int:
+def cmd_vnc(args: argparse.Namespace) -> int:
     with _ctx() as ctx:
         domid = _domid(ctx, args.domain)
         addr = ctx.vnc(domid, timeout=args.wait)
@@ -229,7 +236,7 @@ def cmd_vnc(args) -> int:
     return 0
 
 
-def cmd_mem_set(args) -> int:
+def cmd_mem_set(args: argparse.Namespace) -> int:
     kb = parse_mem_kb(args.memory)
     with _ctx() as ctx:
         domid = _domid(ctx, args.domain)
@@ -237,7 +244,7 @@ def cmd_mem_set(args) -> int:
         return _done(args, domid, ctx.name(domid), target_kb=kb)
 
 
-def cmd_vcpu_set(args) -> int:
+def cmd_vcpu_set(args: argparse.Namespace) -> int:
     with _ctx() as ctx:
         domid = _domid(ctx, args.domain)
         ctx.set_vcpus_online(domid, args.vcpus)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from ..xenstore import XenStore
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("xenstore", help="read and write the xenstore tree")
     xsub = p.add_subparsers(dest="xs_verb", metavar="OP", required=True)
 
@@ -54,7 +59,7 @@ def sanitise(value: bytes) -> str:
     return "".join(out)
 
 
-def cmd_read(args) -> int:
+def cmd_read(args: argparse.Namespace) -> int:
     from .. import xenstore
     with xenstore.open() as xs:
         for path in args.paths:
@@ -62,7 +67,7 @@ def cmd_read(args) -> int:
     return 0
 
 
-def cmd_write(args) -> int:
+def cmd_write(args: argparse.Namespace) -> int:
     from .. import xenstore
     from ..errors import PyxenError
     if len(args.pairs) % 2:
@@ -74,7 +79,7 @@ def cmd_write(args) -> int:
     return 0
 
 
-def _ls(xs, path: str, depth: int, args, out) -> None:
+def _ls(xs: XenStore, path: str, depth: int, args: argparse.Namespace, out: TextIO) -> None:
     from ..xenstore import join
     for name in xs.ls(path):
         child = join(path, name)
@@ -88,7 +93,7 @@ def _ls(xs, path: str, depth: int, args, out) -> None:
             _ls(xs, child, depth + 1, args, out)
 
 
-def cmd_ls(args) -> int:
+def cmd_ls(args: argparse.Namespace) -> int:
     from .. import xenstore
     with xenstore.open() as xs:
         for path in args.paths:
@@ -96,7 +101,7 @@ def cmd_ls(args) -> int:
     return 0
 
 
-def cmd_rm(args) -> int:
+def cmd_rm(args: argparse.Namespace) -> int:
     from .. import xenstore
     with xenstore.open() as xs:
         for path in args.paths:
@@ -104,7 +109,7 @@ def cmd_rm(args) -> int:
     return 0
 
 
-def cmd_watch(args) -> int:
+def cmd_watch(args: argparse.Namespace) -> int:
     from .. import xenstore
     seen = 0
     with xenstore.open() as xs:

@@ -64,7 +64,8 @@ def read(blob: bytes) -> list[Entry]:
     """Parse a newc archive (gzip or plain) back into entries; the trailer is dropped."""
     if blob[:2] == b"\x1f\x8b":
         blob = gzip.decompress(blob)
-    out, pos = [], 0
+    out: list[Entry] = []
+    pos = 0
     while True:
         if blob[pos:pos + 6] != b"070701":
             raise ValueError(f"not a newc member at offset {pos}")

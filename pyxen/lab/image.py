@@ -24,8 +24,9 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 from . import cpio
 
@@ -165,7 +166,7 @@ class Progress:
         sys.stderr.write(f"[lab {time.monotonic() - self.t0:5.0f}s] {msg}\n")
         sys.stderr.flush()
 
-    def run(self, cmd: list[str], what: str, **kw) -> None:
+    def run(self, cmd: list[str], what: str, **kw: Any) -> None:
         self.log.write(f"$ {' '.join(cmd)}\n")
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, text=True, errors="replace", **kw)
@@ -196,7 +197,7 @@ class Progress:
 
 
 @contextlib.contextmanager
-def _locked(path: Path):
+def _locked(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -207,7 +208,7 @@ def _locked(path: Path):
 
 
 @contextlib.contextmanager
-def _proc_mounted(root: Path):
+def _proc_mounted(root: Path) -> Iterator[None]:
     proc = root / "proc"
     subprocess.run(["mount", "-t", "proc", "proc", str(proc)], check=True)
     try:

@@ -23,6 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, NoReturn, TextIO
 
 from .image import (BUILD_VENV, Image, LabError, Progress, _chroot_env, build_image,
                     recipe_for, require_host_tools)
@@ -186,12 +187,12 @@ class _Terminated(Exception):
     pass
 
 
-def _on_sigterm(signum, frame):  # pragma: no cover - signal path
+def _on_sigterm(signum: int, frame: object) -> NoReturn:  # pragma: no cover - signal path
     raise _Terminated()
 
 
 def run(cmd: list[str], *, timeout: float = 3600, accel: str | None = None,
-        verbose: bool = False, interactive: bool = False, out=None,
+        verbose: bool = False, interactive: bool = False, out: TextIO | None = None,
         xen: str | None = None, extra_files: dict | None = None) -> int:
     """Run ``cmd`` as root in a fresh lab dom0; return its exit status.
 
@@ -242,7 +243,8 @@ def run(cmd: list[str], *, timeout: float = 3600, accel: str | None = None,
             signal.signal(signal.SIGTERM, old_term)
 
 
-def _follow(proc: subprocess.Popen, nonce: str, timeout: float, verbose: bool, out) -> int:
+def _follow(proc: subprocess.Popen, nonce: str, timeout: float, verbose: bool,
+            out: TextIO) -> int:
     begin = f"@@PYXEN-LAB-BEGIN {nonce}@@"
     end = re.compile(rf"@@PYXEN-LAB-END {nonce} (\d+)@@")
     boot_log: list[str] = []
@@ -250,6 +252,7 @@ def _follow(proc: subprocess.Popen, nonce: str, timeout: float, verbose: bool, o
     t0 = time.monotonic()
     deadline = t0 + timeout
     buf = b""
+    assert proc.stdout is not None
     fd = proc.stdout.fileno()
 
     def emit(line: str) -> None:
@@ -298,7 +301,8 @@ def _follow(proc: subprocess.Popen, nonce: str, timeout: float, verbose: bool, o
     return EXIT_LAB_FAILED
 
 
-def _drain_until_exit(proc: subprocess.Popen, fd: int, grace: float, emit) -> None:
+def _drain_until_exit(proc: subprocess.Popen, fd: int, grace: float,
+                      emit: Callable[[str], None] | None) -> None:
     """After the job: read the console until QEMU exits (the dom0 powers off) or ``grace``."""
     deadline = time.monotonic() + grace
     while proc.poll() is None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 config = pytest.importorskip("pyxen.config")
-from pyxen.config import (ConfigError, ConfigWarning, DiskSpec, DomainConfig, DomainType,
+from pyxen.config import (  # noqa: E402 - after the importorskip above
+                          ConfigError, ConfigWarning, DiskSpec, DomainConfig, DomainType,
                           NicSpec, ShutdownAction, parse_disk, parse_file, parse_nic,
                           parse_raw, parse_string)
 

@@ -6,8 +6,10 @@ from pyxen.lab import cpio
 
 
 def test_round_trip():
-    entries = [cpio.Entry.dir("bin"), cpio.Entry.file("bin/busybox", b"\x7fELF" + b"x" * 13, 0o755),
-               cpio.Entry.symlink("bin/sh", "busybox"), cpio.Entry.file("init", b"#!/bin/sh\n", 0o755)]
+    entries = [cpio.Entry.dir("bin"),
+               cpio.Entry.file("bin/busybox", b"\x7fELF" + b"x" * 13, 0o755),
+               cpio.Entry.symlink("bin/sh", "busybox"),
+               cpio.Entry.file("init", b"#!/bin/sh\n", 0o755)]
     back = cpio.read(cpio.write_gz(entries))
     assert [(e.name, e.mode, e.data) for e in back] == [(e.name, e.mode, e.data) for e in entries]
 

@@ -152,7 +152,8 @@ def test_extension_built_for_417_refuses_to_load_on_420(tmp_path):
              "shutil.copytree(importlib.util.find_spec('pyxen').submodule_search_locations[0], "
              "'/tmp/p/pyxen'); "
              "shutil.copy('.pyxen-lab/extra/_xen.so', '/tmp/p/pyxen/_xen.abi3.so'); "
-             "[__import__('os').remove(f) for f in __import__('glob').glob('/tmp/p/pyxen/_xen.cpython*')]; "
+             "[__import__('os').remove(f) "
+             "for f in __import__('glob').glob('/tmp/p/pyxen/_xen.cpython*')]; "
              "sys.path.insert(0, '/tmp/p'); import pyxen.ctrl, pyxen.errors\n"
              "try:\n    pyxen.ctrl.open()\nexcept pyxen.errors.XenUnavailableError as e:\n"
              "    print('REFUSED:', e); sys.exit(0)\nsys.exit(1)")

@@ -74,7 +74,7 @@ def guest(guest_kit, tmp_path_factory):
 
 
 def test_domain_list_matches_xl_list(xc, guest):
-    for attempt in range(10):
+    for _attempt in range(10):
         before = {d.domid: d for d in xc.domains()}
         xl = xl_list()
         after = {d.domid: d for d in xc.domains()}

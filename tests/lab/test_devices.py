@@ -270,7 +270,6 @@ def test_timeout_names_state_and_force_detach(dev, guest, xs):
 # ---- a phy: loop device, read-only ------------------------------------------------------
 
 def test_phy_loop_read_only(dev, guest, xs):
-    import pyxen.devices as D
     domid, con = guest["domid"], guest["console"]
     img = make_img("ro")
     loop = run_tool("losetup", "-f", "--show", img).strip()

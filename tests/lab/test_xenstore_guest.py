@@ -16,8 +16,6 @@ import threading
 import time
 import uuid
 
-import pytest
-
 import pyxen.xenstore as X
 from pyxen.lab import cpio
 
@@ -135,7 +133,7 @@ def test_unprivileged_guest_gets_permission_errors(xs, guest_kit, tmp_path):
         subprocess.run(["xl", "unpause", name], check=True)
         t0 = time.monotonic()
         raw = None
-        for ev in xs.events(timeout=360):
+        for _ev in xs.events(timeout=360):
             raw = xs.get(result_path)
             if raw:
                 break
