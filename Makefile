@@ -82,7 +82,7 @@ test: build
 	$(MAKE) --no-print-directory install-check || exit 1; \
 	echo "== static checks: mypy, ruff =="; \
 	$(MAKE) --no-print-directory static || rc=1; \
-	echo "== host tests =="; $(PY) -m pytest -v tests/host || rc=1; \
+	echo "== host tests =="; PYXEN_DIST=$(CURDIR)/dist $(PY) -m pytest -v tests/host || rc=1; \
 	for v in $(LAB_XEN); do \
 	    echo "== lab tests inside a Xen $$v dom0 (pyxen installed from $(SDIST)) =="; \
 	    PYXEN_LAB_SDIST=$(SDIST) \

@@ -142,16 +142,15 @@ def _make_xen_ffi() -> FFI:
     ffi = FFI()
     ffi.cdef("\n".join(_read(h, version) for h in XEN_HEADERS))
     source = _read("pyxen_xen.c", version)
-    common = dict(define_macros=[("PYXEN_XEN_MAJOR", str(version[0])),
-                                 ("PYXEN_XEN_MINOR", str(version[1]))],
-                  extra_compile_args=["-Wno-unused-function"])
+    macros = [("PYXEN_XEN_MAJOR", str(version[0])), ("PYXEN_XEN_MINOR", str(version[1]))]
+    cflags = ["-Wno-unused-function"]
     if _use_pkgconfig():
         # cffi merges pkg-config's --cflags/--libs; libxlutil has no .pc file.
-        ffi.set_source_pkgconfig("pyxen._xen", XEN_PKGCONFIG, source,
-                                 libraries=["xlutil"], **common)
+        ffi.set_source_pkgconfig("pyxen._xen", XEN_PKGCONFIG, source, libraries=["xlutil"],
+                                 define_macros=macros, extra_compile_args=cflags)
     else:
         ffi.set_source("pyxen._xen", source, libraries=XEN_LIBS, include_dirs=INCLUDE_DIRS,
-                       library_dirs=LIB_DIRS, **common)
+                       library_dirs=LIB_DIRS, define_macros=macros, extra_compile_args=cflags)
     return ffi
 
 

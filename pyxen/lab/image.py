@@ -44,9 +44,10 @@ COMMON_PACKAGES = (
     "python3-pip", "python3-venv", "python3-hypothesis", "pkg-config",
 )
 
-# pyxen's build backend needs setuptools >= 77 (PEP 639 license expressions); Debian 12
-# ships 66 (and setuptools 77 needs packaging 24.2). The base layer carries a venv that sees Debian's cffi and adds only that, so a
-# lab run builds the sdist's wheel offline (--no-build-isolation) against the dom0's cffi.
+# pyxen's build backend needs setuptools >= 77 (PEP 639 license expressions), which needs
+# packaging >= 24.2; Debian 12 ships 66. The base layer carries a venv that sees Debian's
+# cffi and adds only those, so a lab run builds the sdist's wheel offline
+# (--no-build-isolation) against the dom0's own cffi.
 BUILD_VENV = "/opt/pyxen-build"
 BUILD_REQUIRES = ("setuptools>=77", "packaging>=24.2")
 

@@ -4,8 +4,9 @@ The job travels on a second virtio disk made per run from a copy of the source
 checkout. pyxen reaches the dom0 as a user gets it: the checkout's sdist (built here, or
 ``PYXEN_LAB_SDIST``) is built into a wheel for the dom0's python3 in the image's chroot and
 pip-installed into ``.pyxen-lab/site`` on the work disk; the copy of the checkout carries no
-``pyxen/`` package, so every job imports (and every test tests) the installed copy. The dom0 init prints begin/end markers carrying a per-run nonce
-and the job's exit status on the Xen console (com1 → our stdout pipe).
+``pyxen/`` package, so every job imports (and every test tests) the installed copy.
+The dom0 init prints begin/end markers carrying a per-run nonce and the job's exit status
+on the Xen console (com1 → our stdout pipe).
 """
 
 from __future__ import annotations
