@@ -9,6 +9,7 @@ import errno as _errno
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from . import _interrupt
 from ._handle import Handle
 from ._log import XtlLogger
 from ._native import check_hypervisor, require_dom0, xen
@@ -625,8 +626,10 @@ class Ctrl(Handle):
             emulation_flags = (lib.XEN_X86_EMU_ALL & ~lib.XEN_X86_EMU_VPCI) if hvm else 0
         cfg.arch.emulation_flags = emulation_flags
         out = ffi.new("uint32_t *", domid)
-        _check(self, lib.xc_domain_create(self._p(), out, cfg), call, domid or None)
-        return out[0]
+        rc = lib.xc_domain_create(self._p(), out, cfg)
+        _interrupt.point("ctrl.xc_domain_create")  # a domain may exist from here on
+        _check(self, rc, call, domid or None)
+        return int(out[0])
 
     def max_vcpus(self, domid: int, n: int) -> None:
         """Allocate the domain's vCPUs (``xc_domain_max_vcpus``; must equal creation's)."""

@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
+from . import _interrupt
 from .config import ConfigError, DiskSpec, NicSpec, parse_disk, parse_nic
 from .errors import DomainNotFoundError as _DomainNotFoundError
 from .errors import PyxenError
@@ -239,7 +240,12 @@ class LoopDevice:
         """Bind ``filename`` to a free loop device (LOOP_CTL_GET_FREE, then LOOP_CONFIGURE
         or LOOP_SET_FD + LOOP_SET_STATUS64). Returns the device and an open fd on it, which
         the caller closes once someone else (blkback) holds the device: with autoclear
-        the kernel then releases the loop device when the last user closes it."""
+        the kernel then releases the loop device when the last user closes it.
+
+        An exception after the bind (a KeyboardInterrupt included) unbinds the device and
+        closes the fd before it goes on; a caller that must not lose the pair to a Ctrl-C
+        between this return and its own assignment calls it under
+        ``_interrupt.deferred_sigint()``, as :meth:`Devices.attach_disk` does."""
         flags = (LO_FLAGS_READ_ONLY if readonly else 0) | (LO_FLAGS_AUTOCLEAR if autoclear
                                                            else 0)
         try:
@@ -285,7 +291,20 @@ class LoopDevice:
                         continue
                     raise HotplugError(e.errno, f"cannot bind {filename} to {path}: "
                                        f"{e.strerror}") from None
-                return cls(path, num, os.fstat(lfd).st_rdev, filename), lfd
+                except BaseException:
+                    os.close(lfd)
+                    raise
+                try:
+                    _interrupt.point("devices.loop_bound")
+                    return cls(path, num, os.fstat(lfd).st_rdev, filename), lfd
+                except BaseException:
+                    with _interrupt.deferred_sigint():
+                        try:
+                            fcntl.ioctl(lfd, LOOP_CLR_FD)
+                        except OSError:
+                            pass
+                        os.close(lfd)
+                    raise
             raise HotplugError(last.errno if last else _errno.EBUSY,
                                f"no loop device could be bound to {filename}")
         finally:
@@ -812,23 +831,27 @@ class Devices:
             "device-type": "cdrom" if disk.is_cdrom else "disk",
             "trusted": "1",
         }
-        loop = lfd = None
+        loop: LoopDevice | None = None
+        lfd: int | None = None
         written = False
         try:
             if stat.S_ISREG(st.st_mode):
                 # autoclear only when we wait for Connected: blkback holds the device by
                 # then, so closing our fd cannot free it; without waiting, detach (through
                 # `node`, as xl's block script does) releases it
-                loop, lfd = LoopDevice.attach(disk.pdev_path, readonly=not disk.readwrite,
-                                              autoclear=wait)
+                with _interrupt.deferred_sigint():   # never lose the bound device to a Ctrl-C
+                    loop, lfd = LoopDevice.attach(disk.pdev_path,
+                                                  readonly=not disk.readwrite, autoclear=wait)
                 rdev, devpath = loop.rdev, loop.path
             else:
                 rdev, devpath = st.st_rdev, os.path.realpath(disk.pdev_path)
+            written = True              # (set first: the transaction may commit, then be cut)
             self._write_device(domid, bdom, "vbd", devid, back, front)
-            written = True
+            _interrupt.point("devices.vbd_written")
             # blkback probes the new backend and goes to InitWait; then the block
             # script's work: physical-device (hex major:minor) and hotplug-status
             self.wait_state(be, XenbusState.INIT_WAIT, timeout, what=f"vbd {disk.vdev}")
+            _interrupt.point("devices.vbd_initwait")
             hp = {"physical-device": "%x:%x" % (os.major(rdev), os.minor(rdev)),
                   "physical-device-path": devpath, "hotplug-status": "connected"}
             if loop is not None:
@@ -840,19 +863,22 @@ class Devices:
                 for k, v in hp.items():
                     t.write(f"{be}/{k}", v)
             self.xs.transact(body)
+            _interrupt.point("devices.vbd_hotplug")
             if wait:
                 self.wait_state(be, XenbusState.CONNECTED, timeout, what=f"vbd {disk.vdev}",
                                 also=fe, also_wanted=XenbusState.CONNECTED)
+                _interrupt.point("devices.vbd_connected")
+            return self.disk_info(domid, devid)
         except BaseException:
-            if written:
-                self._force_remove(domid, "vbd", devid, bdom)
-            if loop is not None:
-                LoopDevice.release(loop.path)
+            with _interrupt.deferred_sigint():  # a second Ctrl-C waits for the rollback
+                if written:
+                    self._force_remove(domid, "vbd", devid, bdom)
+                if loop is not None:
+                    LoopDevice.release(loop.path)
             raise
         finally:
             if lfd is not None:
                 os.close(lfd)
-        return self.disk_info(domid, devid)
 
     def disk_info(self, domid: int, devid: int) -> DiskInfo:
         fe, _, lx = self.paths(domid, "vbd", devid)
@@ -983,21 +1009,33 @@ class Devices:
                  "handle": str(devid), "mac": nic.mac, "trusted": "1"}
         ro_front = {"mtu": str(nic.mtu or 1500)}
         written = False
+        port: str | None = None         # the vif's name once it is a port of the bridge
         try:
+            written = True              # (set first: the transaction may commit, then be cut)
             self._write_device(domid, bdom, "vif", devid, back, front, ro_front)
-            written = True
+            _interrupt.point("devices.vif_written")
             self.wait_state(be, XenbusState.INIT_WAIT, timeout, what=f"vif {devid}")
+            _interrupt.point("devices.vif_initwait")
             ifname = f"vif{domid}.{devid}"
+            port = nic.vifname or ifname
             enslave(ifname, bridge, rename=nic.vifname)
+            _interrupt.point("devices.vif_bridged")
             self.xs.write(f"{be}/hotplug-status", "connected")
             if wait:
                 self.wait_state(be, XenbusState.CONNECTED, timeout, what=f"vif {devid}",
                                 also=fe, also_wanted=XenbusState.CONNECTED)
+                _interrupt.point("devices.vif_connected")
+            return self.nic_info(domid, devid)
         except BaseException:
-            if written:
-                self._force_remove(domid, "vif", devid, bdom)
+            with _interrupt.deferred_sigint():  # a second Ctrl-C waits for the rollback
+                if port is not None and bridge_of(port) == bridge:
+                    try:
+                        unslave(port, bridge)
+                    except DeviceError:
+                        pass            # netback removes the vif with its backend anyway
+                if written:
+                    self._force_remove(domid, "vif", devid, bdom)
             raise
-        return self.nic_info(domid, devid)
 
     def nic_info(self, domid: int, devid: int) -> NicInfo:
         fe, _, lx = self.paths(domid, "vif", devid)

@@ -46,6 +46,7 @@ import uuid as _uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
+from . import _interrupt
 from . import cpuid as _cpuid
 from . import ctrl as _ctrl
 from . import xenstore as _xenstore
@@ -386,6 +387,7 @@ def destroy(domid: int, *, xc: _ctrl.Ctrl | None = None, xs: _xenstore.XenStore 
     """Destroy a domain and remove its xenstore entries (what ``xl destroy`` does for a
     guest without devices); an HVM guest's device model is killed first."""
     own_xc, own_xs = xc is None, xs is None
+    reap_device_models()
     xc = xc or _ctrl.open()
     xs = xs or _xenstore.open()
     try:
@@ -612,6 +614,13 @@ def _is_device_model(pid: int, domid: int) -> bool:
     return False
 
 
+def reap_device_models() -> None:
+    """Reap the device models this process started that have exited by themselves."""
+    for pid, p in list(_DM_PROCS.items()):
+        if p.poll() is not None:
+            _DM_PROCS.pop(pid, None)
+
+
 def _gone(pid: int) -> bool:
     p = _DM_PROCS.get(pid)
     if p is not None:
@@ -816,7 +825,8 @@ class _Build:
         try:
             return self._run()
         except BaseException as e:
-            self._rollback()
+            with _interrupt.deferred_sigint():  # a second Ctrl-C waits for the rollback
+                self._rollback()
             if isinstance(e, BuildError):
                 e.domid = self.domid if e.domid is None else e.domid
                 raise
@@ -828,6 +838,7 @@ class _Build:
             raise
 
     def _rollback(self) -> None:
+        _interrupt.point("guest.rollback")
         if self.domid is None:
             return
         if self.dm_pid is not None:  # libxl kills the device model before the domain
@@ -853,6 +864,14 @@ class _Build:
         if self._last is not None:
             self.timings[self.step] = self.timings.get(self.step, 0.0) + now - self._last
         self.step, self._last = step, now
+        _interrupt.point(f"guest.{step}")
+
+    def _create_domain(self, **kw: Any) -> int:
+        """xc_domain_create, with the domid recorded before a Ctrl-C can land."""
+        self._mark("create_domain")
+        with _interrupt.deferred_sigint():
+            self.domid = self.xc.create_domain(uuid=self.spec.uuid, **kw)
+        return self.domid
 
     def _run(self) -> "Guest":
         if self.spec.hvm:
@@ -880,9 +899,7 @@ class _Build:
                              cls=SpecError)
 
         # libxl__domain_make
-        self._mark("create_domain")
-        self.domid = self.xc.create_domain(hvm=False, max_vcpus=spec.vcpus, uuid=spec.uuid)
-        domid = self.domid
+        domid = self._create_domain(hvm=False, max_vcpus=spec.vcpus)
         # libxl__build_pre
         self._mark("max_vcpus")
         self.xc.max_vcpus(domid, spec.vcpus)
@@ -1036,10 +1053,7 @@ class _Build:
         if spec.name in domain_names(self.xs):
             raise self._fail(f"a domain named {spec.name!r} already exists", cls=SpecError)
 
-        self._mark("create_domain")
-        self.domid = self.xc.create_domain(hvm=True, hap=hap, max_vcpus=spec.vcpus,
-                                           uuid=spec.uuid)
-        domid = self.domid
+        domid = self._create_domain(hvm=True, hap=hap, max_vcpus=spec.vcpus)
         ffi, lib = xen()
         xch = self.xc._p()
         self._mark("max_vcpus")
@@ -1169,14 +1183,17 @@ class _Build:
                    XEN_QEMU_CONSOLE_LIMIT=str(XENCONSOLE_LIMIT))  # XSA-180, as libxl
         self._mark("device_model_spawn")
         log = os.path.join(LOG_DIR, f"qemu-dm-{spec.name}.log")
-        with open(log, "wb") as logf:
+        with open(log, "wb") as logf, _interrupt.deferred_sigint():
             # Named exception to "no subprocess in library code": Xen's HVM design needs
-            # the qemu-xen device model as a process of its own.
+            # the qemu-xen device model as a process of its own. Its own session keeps a
+            # terminal's Ctrl-C from it, so its pid is recorded (for the rollback to kill
+            # it) before a Ctrl-C can land here.
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
                                     stderr=subprocess.STDOUT, env=env, close_fds=True,
                                     start_new_session=True)
-        _DM_PROCS[proc.pid] = proc
-        self.dm_pid = proc.pid
+            _DM_PROCS[proc.pid] = proc
+            self.dm_pid = proc.pid
+            _interrupt.point("guest.device_model_started")
         xs.write(f"/local/domain/{domid}/image/device-model-pid", str(proc.pid))
         self._mark("device_model_wait")
         state_path = f"{dm_state_path(domid)}/state"
@@ -1326,6 +1343,7 @@ def build(spec: BuildSpec, *, xc: _ctrl.Ctrl | None = None, xs: _xenstore.XenSto
     if not isinstance(spec, BuildSpec):
         raise TypeError(f"build() takes a BuildSpec, not {type(spec).__name__}")
     spec = spec.validated()
+    reap_device_models()
     own_xc, own_xs = xc is None, xs is None
     xc = xc or _ctrl.open()
     try:

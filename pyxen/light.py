@@ -35,12 +35,13 @@ import uuid as _uuid
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from . import _interrupt
 from ._handle import Handle
 from ._log import XtlLogger
 from ._native import require_dom0, xen
 from .config import (DiskSpec, DomainConfig, DomainType, NicSpec, disk_from_c, parse_disk,
                      parse_nic)
-from .errors import DomainNotFoundError, XenError
+from .errors import DomainNotFoundError, PyxenError, XenError
 
 __all__ = ["open", "Context", "DomainInfo", "DiskInfo", "NicInfo", "VcpuInfo", "VncAddress",
            "ShutdownReason", "LibxlError", "DomainNotFound", "LibxlInvalid", "ConsoleType",
@@ -614,26 +615,15 @@ class Context(Handle):
         return self._d_config(cfg)
 
     def create(self, cfg: DomainConfig | dict | str, *, paused: bool = False) -> int:
-        """Create a domain and wait until it is built (``libxl_domain_create_new``, ao_how
-        NULL); unpause it unless ``paused``. Returns its domid. A config without a uuid
-        gets a random one (as xl's parser gives it)."""
-        ffi, lib = self._ffi, self._lib
-        d = self._create_config(cfg)
-        try:
-            domid = ffi.new("uint32_t *", 0xFFFFFFFF)
-            rc = lib.libxl_domain_create_new(self._p(), d, domid, ffi.NULL, ffi.NULL)
-            _check(rc, "libxl_domain_create_new",
-                   detail="libxl destroyed the partly built domain")
-            new = int(domid[0])
-        finally:
-            lib.libxl_domain_config_dispose(d)
-        if not paused:
-            try:
-                self.unpause(new)
-            except LibxlError:
-                self.destroy(new)
-                raise
-        return new
+        """Create a domain and wait until it is built (``libxl_domain_create_new``); unpause
+        it unless ``paused``. Returns its domid. A config without a uuid gets a random one
+        (as xl's parser gives it).
+
+        libxl runs it as an asynchronous operation that this call drives to its end, so a
+        Ctrl-C (KeyboardInterrupt) can cut it short: the operation is aborted
+        (``libxl_ao_abort``), driven to completion and whatever it built destroyed before
+        the KeyboardInterrupt goes on."""
+        return CreateOp(self, cfg, paused).wait()
 
     def create_async(self, cfg: DomainConfig | dict | str, *,
                      paused: bool = False) -> "CreateOp":
@@ -1086,12 +1076,19 @@ class CreateOp:
         self.error: LibxlError | None = None
         self.started = time.monotonic()
         self.elapsed: float | None = None
-        rc = lib.libxl_domain_create_new(ctx._p(), self._d, self._domid, self._how,
-                                         self._chow)
+        with _interrupt.deferred_sigint():  # in flight from here: recorded before a Ctrl-C
+            rc = lib.libxl_domain_create_new(ctx._p(), self._d, self._domid, self._how,
+                                             self._chow)
+            if not rc:
+                ctx._ops[self._token] = self
         if rc:  # not started: nothing is in flight
             self._finish()
             _check(rc, "libxl_domain_create_new")
-        ctx._ops[self._token] = self
+        try:
+            _interrupt.point("light.create_started")
+        except BaseException:
+            self.cancel()
+            raise
 
     def _finish(self) -> None:
         self.done = True
@@ -1124,6 +1121,7 @@ class CreateOp:
             else:
                 self.domid = domid
             self._finish()
+            _interrupt.point("light.create_completed")
             if self.error is None and not self.paused:
                 try:
                     self.ctx.unpause(domid)
@@ -1154,16 +1152,50 @@ class CreateOp:
         """Drive libxl until the creation completes; the new domid. Raises the creation's
         LibxlError, or TimeoutError (the operation stays in flight)."""
         end = None if timeout is None else time.monotonic() + timeout
-        while not self.done:
-            left = None if end is None else end - time.monotonic()
-            if left is not None and left <= 0:
-                raise TimeoutError(f"domain creation still in progress after {timeout:g}s")
-            self.ctx.run_events(left)
-            self._take()
+        try:
+            while not self.done:
+                left = None if end is None else end - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"domain creation still in progress after {timeout:g}s")
+                _interrupt.point("light.create_wait")
+                self.ctx.run_events(left)
+                self._take()
+        except TimeoutError:
+            raise                       # still in flight, as documented
+        except BaseException:           # a Ctrl-C (or a failure driving libxl): undo it all
+            self.cancel()
+            raise
         if self.error is not None:
             raise self.error
         assert self.domid is not None  # completed without an error: _take() set it
         return int(self.domid)
+
+    def cancel(self, timeout: float = 60.0) -> None:
+        """Abort the creation (``libxl_ao_abort``), drive it to its end and destroy the
+        domain it made, if any: what a Ctrl-C in :meth:`wait` does. A second Ctrl-C waits
+        until this is done."""
+        with _interrupt.deferred_sigint():
+            self.paused = True          # never unpause what is being undone
+            if not self.done:
+                try:
+                    self.abort()
+                except LibxlError:
+                    pass
+                end = time.monotonic() + timeout
+                while not self.done and time.monotonic() < end:
+                    try:
+                        self.ctx.run_events(min(1.0, max(0.0, end - time.monotonic())))
+                        self._take()
+                    except PyxenError:
+                        break
+            domid = self.domid
+            if domid is None and int(self._domid[0]) != 0xFFFFFFFF:
+                domid = int(self._domid[0])
+            if domid is not None:
+                try:
+                    self.ctx.destroy(domid)
+                except PyxenError:
+                    pass                # libxl destroyed it already (a failed creation)
 
     def abort(self) -> None:
         """Ask libxl to cut the creation short (``libxl_ao_abort``); :meth:`wait` then

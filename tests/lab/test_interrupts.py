@@ -1,0 +1,248 @@
+"""A Ctrl-C at every step leaves nothing behind, on the real hypervisor.
+
+Each test runs an operation once to learn its steps (``pyxen._interrupt.point`` names them),
+then again and again with a real SIGINT sent to this process at step N, and checks with
+Xen's own tools and the kernel's view (xl list, xenstore-ls, /proc, sysfs, the bridge) that no
+domain, xenstore entry, qemu, loop device, bridge port or fd is left. The rollbacks also get
+a second SIGINT while they run: they must finish all the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import uuid
+
+import pytest
+
+from conftest import run_tool, wait_for, xl_guest
+
+import pyxen._interrupt as interrupt
+
+IMG = "/var/tmp/pyxen-intr.img"
+
+
+def fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def qemu_domids() -> set[int]:
+    out = set()
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{p}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue
+        except (OSError, IndexError):
+            continue
+        if b"-xen-domid" in argv:
+            out.add(int(argv[argv.index(b"-xen-domid") + 1]))
+    return out
+
+
+def xenstore_dirs() -> tuple:
+    def ls(p):
+        out = run_tool("xenstore-list", p, check=False)
+        return frozenset(out.split())
+    return (ls("/local/domain"), ls("/vm"), ls("/libxl"), ls("/local/domain/0/device-model"),
+            ls("/local/domain/0/backend/vbd"), ls("/local/domain/0/backend/vif"))
+
+
+def xl_names() -> set[str]:
+    return {line.split()[0] for line in run_tool("xl", "list").splitlines()[1:] if line.strip()}
+
+
+def world() -> tuple:
+    """What an interrupted operation must not change."""
+    return (xl_names(), xenstore_dirs(), frozenset(qemu_domids()), frozenset(fds()))
+
+
+@contextlib.contextmanager
+def record():
+    seen: list[str] = []
+    interrupt.FAULT = seen.append
+    try:
+        yield seen
+    finally:
+        interrupt.FAULT = None
+
+
+@contextlib.contextmanager
+def sigint_at(step: str, nth: int = 1, *, again_at: str | None = None):
+    """Send this process SIGINT when ``step`` is reached for the ``nth`` time, and once more
+    when ``again_at`` is (a second Ctrl-C, e.g. during the rollback)."""
+    count = {"n": 0, "fired": False, "again": False}
+
+    def hook(name: str) -> None:
+        if name == step and not count["fired"]:
+            count["n"] += 1
+            if count["n"] == nth:
+                count["fired"] = True
+                os.kill(os.getpid(), signal.SIGINT)
+        elif again_at and name == again_at and count["fired"] and not count["again"]:
+            count["again"] = True
+            os.kill(os.getpid(), signal.SIGINT)
+    interrupt.FAULT = hook
+    try:
+        yield count
+    finally:
+        interrupt.FAULT = None
+
+
+def steps_of(seen: list[str], prefix: str) -> list[str]:
+    out: list[str] = []
+    for s in seen:
+        if s.startswith(prefix) and s not in out:
+            out.append(s)
+    return out
+
+
+# -- guest.build: PV and HVM ------------------------------------------------------------
+
+@pytest.fixture
+def G():
+    import pyxen.guest
+    return pyxen.guest
+
+
+def pv_spec(G, kit, name):
+    return G.BuildSpec(name=name, kernel=kit["kernel"], ramdisk=kit["ramdisk"], memory=64,
+                       cmdline="console=hvc0 pyxen.action=wait", uuid=str(uuid.uuid4()))
+
+
+def hvm_spec(G, kit, name):
+    return G.BuildSpec(name=name, type="hvm", kernel=kit["kernel"], ramdisk=kit["ramdisk"],
+                       memory=128, cmdline="console=ttyS0 pyxen.action=wait",
+                       uuid=str(uuid.uuid4()), vnc=False, serial="none")
+
+
+@pytest.mark.parametrize("kind", ["pv", "hvm"])
+def test_guest_build_interrupted_at_every_step_leaves_nothing(xc, xs, G, guest_kit, kind):
+    make = pv_spec if kind == "pv" else hvm_spec
+    name = f"pyxen-t-intr-{kind}"
+    with record() as seen:
+        g = G.build(make(G, guest_kit, name), xc=xc, xs=xs)
+    G.destroy(g.domid, xc=xc, xs=xs, uuid=g.uuid)
+    assert wait_for(lambda: name not in xl_names(), 30)
+    steps = steps_of(seen, "guest.") + steps_of(seen, "ctrl.")
+    assert "guest.create_domain" in steps and "ctrl.xc_domain_create" in steps
+    if kind == "hvm":
+        assert "guest.device_model_started" in steps
+    before = world()
+    tried = []
+    for step in steps:
+        with sigint_at(step, again_at="guest.rollback") as hit:
+            with pytest.raises(KeyboardInterrupt):
+                G.build(make(G, guest_kit, name), xc=xc, xs=xs)
+        assert hit["fired"], step
+        tried.append(step)
+        after = world()
+        assert after == before, f"interrupt at {step} (second one during the rollback: " \
+                                f"{hit['again']}) left {after} (before: {before})"
+    print(f"{kind}: interrupted at {len(tried)} steps: {' '.join(tried)}")
+    assert len(tried) >= (10 if kind == "pv" else 15)
+
+
+# -- light.create (libxl) ---------------------------------------------------------------
+
+def light_config(kit, name):
+    from pyxen.config import parse_string
+    return parse_string(f"name = '{name}'\nkernel = '{kit['kernel']}'\n"
+                        f"ramdisk = '{kit['ramdisk']}'\nextra = 'console=hvc0 pyxen.action=wait'\n"
+                        "memory = 64\nvcpus = 1\n", filename="intr.cfg")
+
+
+@pytest.mark.parametrize("step,nth", [("light.create_started", 1), ("light.create_wait", 1),
+                                      ("light.create_wait", 3), ("light.create_wait", 8),
+                                      ("light.create_completed", 1)])
+@pytest.mark.parametrize("how", ["sync", "async"])
+def test_light_create_interrupted_leaves_nothing(guest_kit, step, nth, how):
+    import pyxen.light
+    name = "pyxen-t-intr-light"
+    before = world()
+    with pyxen.light.open() as ctx:
+        with sigint_at(step, nth) as hit:
+            with pytest.raises(KeyboardInterrupt):
+                if how == "sync":
+                    ctx.create(light_config(guest_kit, name))
+                else:
+                    ctx.create_async(light_config(guest_kit, name)).wait()
+        if not hit["fired"]:
+            pytest.fail(f"{step} was reached fewer than {nth} times")
+        assert wait_for(lambda: name not in xl_names(), 60), "libxl's domain is left"
+    assert wait_for(lambda: world() == before, 30), (world(), before)
+
+
+# -- devices: attach_disk / attach_nic to a running guest ---------------------------------
+
+def loops_of(path: str) -> list[str]:
+    out = []
+    for d in os.listdir("/sys/block"):
+        try:
+            with open(f"/sys/block/{d}/loop/backing_file") as f:
+                if f.read().strip() == os.path.realpath(path):
+                    out.append(d)
+        except OSError:
+            pass
+    return out
+
+
+def bridge_ports(bridge: str) -> set[str]:
+    try:
+        return set(os.listdir(f"/sys/class/net/{bridge}/brif"))
+    except OSError:
+        return set()
+
+
+@pytest.fixture(scope="module")
+def running(guest_kit, tmp_path_factory):
+    with xl_guest("pyxen-t-intr-dev", guest_kit, tmp_path_factory.mktemp("cfg")) as domid:
+        yield domid
+
+
+def test_device_attach_interrupted_at_every_step_leaves_nothing(running, xs):
+    import pyxen.devices as D
+    with open(IMG, "wb") as f:
+        f.truncate(4 << 20)
+    domid = running
+    try:
+        with D.Devices() as dev:
+            # learn the steps with one real attach + detach of each kind
+            with record() as seen:
+                dev.attach_disk(domid, f"format=raw, vdev=xvdc, access=rw, target={IMG}")
+                dev.detach(domid, "vbd", "xvdc")
+                nic = dev.attach_nic(domid, "bridge=xenbr0")
+                dev.detach(domid, "vif", nic.devid)
+            disk_steps = steps_of(seen, "devices.loop") + steps_of(seen, "devices.vbd")
+            nic_steps = steps_of(seen, "devices.vif")
+            assert len(disk_steps) == 5 and len(nic_steps) == 4, (disk_steps, nic_steps)
+            assert not loops_of(IMG)
+            base_ports = bridge_ports("xenbr0")
+            before = world()
+            for step in disk_steps:
+                with sigint_at(step) as hit, pytest.raises(KeyboardInterrupt):
+                    dev.attach_disk(domid, f"format=raw, vdev=xvdc, access=rw, target={IMG}")
+                assert hit["fired"], step
+                assert wait_for(lambda: not loops_of(IMG), 15), f"{step}: loop device left"
+                assert not dev.list_disks(domid), f"{step}: vbd left"
+                assert world() == before, f"{step}: {world()} != {before}"
+            for step in nic_steps:
+                with sigint_at(step) as hit, pytest.raises(KeyboardInterrupt):
+                    dev.attach_nic(domid, "bridge=xenbr0")
+                assert hit["fired"], step
+                assert not dev.list_nics(domid), f"{step}: vif left"
+                assert wait_for(lambda: bridge_ports("xenbr0") == base_ports, 15), \
+                    f"{step}: bridge port left: {bridge_ports('xenbr0') - base_ports}"
+                assert world() == before, f"{step}: {world()} != {before}"
+            # and the guest still takes a disk afterwards
+            info = dev.attach_disk(domid, f"format=raw, vdev=xvdc, access=rw, target={IMG}")
+            assert info.state == D.XenbusState.CONNECTED
+            dev.detach(domid, "vbd", "xvdc")
+            assert wait_for(lambda: not loops_of(IMG), 15)
+    finally:
+        os.unlink(IMG)
