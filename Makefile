@@ -49,8 +49,10 @@ build: venv
 
 # sdist, then the wheel built from that sdist (python -m build's default).
 dist: venv
-	rm -rf dist
-	$(PY) -m build --outdir dist .
+	rm -rf dist build
+	@mkdir -p dist; echo "$(PY) -m build --outdir dist . (log: dist/build.log)"; \
+	$(PY) -m build --outdir dist . >dist/build.log 2>&1 || { tail -40 dist/build.log; exit 1; }; \
+	tail -1 dist/build.log
 
 # The sdist into a fresh venv, then the installed copy used from / (not this tree).
 install-check: dist

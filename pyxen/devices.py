@@ -872,7 +872,7 @@ class Devices:
         except BaseException:
             with _interrupt.deferred_sigint():  # a second Ctrl-C waits for the rollback
                 if written:
-                    self._force_remove(domid, "vbd", devid, bdom)
+                    self._undo_write(domid, "vbd", devid, bdom, timeout)
                 if loop is not None:
                     LoopDevice.release(loop.path)
             raise
@@ -1034,7 +1034,7 @@ class Devices:
                     except DeviceError:
                         pass            # netback removes the vif with its backend anyway
                 if written:
-                    self._force_remove(domid, "vif", devid, bdom)
+                    self._undo_write(domid, "vif", devid, bdom, timeout)
             raise
 
     def nic_info(self, domid: int, devid: int) -> NicInfo:
@@ -1103,6 +1103,28 @@ class Devices:
                                    output=gf("output"), tty=gf("tty"), port=_int(gf("port")),
                                    ring_ref=_int(gf("ring-ref"))))
         return out
+
+    def _undo_write(self, domid: int, kind: str, devid: int, bdom: int,
+                    timeout: float) -> None:
+        """Roll back a device whose entries were (perhaps) written: remove them, then keep
+        removing until the backend driver has let go. A driver still probing the new
+        backend writes into its directory once more after the removal (xenstored
+        recreates the path), so the entries are gone only once dom0's kernel has dropped
+        its xen-backend device too."""
+        self._force_remove(domid, kind, devid, bdom)
+        _, be, _ = self.paths(domid, kind, devid, bdom)
+        if bdom != 0:
+            return                      # another domain's kernel: nothing to watch here
+        sysdev = f"/sys/bus/xen-backend/devices/{kind}-{domid}-{devid}"
+        end = time.monotonic() + max(timeout, 1.0)
+        while True:
+            if self.xs.exists(be):
+                self._force_remove(domid, kind, devid, bdom)
+            elif not os.path.exists(sysdev):
+                return
+            if time.monotonic() >= end:
+                return
+            time.sleep(0.05)
 
     # -- detach -------------------------------------------------------------------------
     def _force_remove(self, domid: int, kind: str, devid: int, bdom: int | None = None) -> None:
