@@ -45,6 +45,22 @@ def qemu_domids() -> set[int]:
     return out
 
 
+def zombies() -> set[int]:
+    """This process's children that exited and were not reaped."""
+    out = set()
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] == "Z" and int(fields[1]) == os.getpid():
+            out.add(int(p))
+    return out
+
+
 def xenstore_dirs() -> tuple:
     def ls(p):
         out = run_tool("xenstore-list", p, check=False)
@@ -127,7 +143,12 @@ def test_guest_build_interrupted_at_every_step_leaves_nothing(xc, xs, G, guest_k
     name = f"pyxen-t-intr-{kind}"
     with record() as seen:
         g = G.build(make(G, guest_kit, name), xc=xc, xs=xs)
+    if kind == "hvm":
+        # a qemu that dies by itself is reaped, never left a zombie of this process
+        os.kill(g.device_model_pid, signal.SIGKILL)
+        assert wait_for(lambda: g.device_model_pid in zombies(), 10)
     G.destroy(g.domid, xc=xc, xs=xs, uuid=g.uuid)
+    assert not zombies()
     assert wait_for(lambda: name not in xl_names(), 30)
     steps = steps_of(seen, "guest.") + steps_of(seen, "ctrl.")
     assert "guest.create_domain" in steps and "ctrl.xc_domain_create" in steps
