@@ -408,7 +408,19 @@ def _parse_uuid(value) -> bytes:
         return _uuidmod.uuid4().bytes
     if isinstance(value, (bytes, bytearray)) and len(value) == 16:
         return bytes(value)
-    return _uuidmod.UUID(str(value)).bytes
+    if isinstance(value, _uuidmod.UUID):
+        return value.bytes
+    if not isinstance(value, str):
+        raise XenInvalidArgumentError(_errno.EINVAL, call="xc_domain_create",
+                                      detail=f"a uuid is a str, UUID or 16 bytes, not "
+                                             f"{type(value).__name__}")
+    try:
+        if not value.isascii():  # int(.., 16) inside UUID() takes Unicode digits
+            raise ValueError(value)
+        return _uuidmod.UUID(value).bytes
+    except ValueError:
+        raise XenInvalidArgumentError(_errno.EINVAL, call="xc_domain_create",
+                                      detail=f"invalid uuid {value[:40]!r}") from None
 
 
 def _has(name: str) -> bool:

@@ -29,6 +29,7 @@ import enum
 import errno as _errno
 import itertools
 import json
+import re
 import time
 import uuid as _uuid
 from dataclasses import dataclass
@@ -292,11 +293,14 @@ def parse_cpus(text: str, ncpus: int) -> frozenset:
     """An xl cpu list (``all``, ``3``, ``0-2,5``, ``^1``, ``all,^0``) as a set of cpus.
     Raises LibxlInvalid for anything else or cpus the host lacks."""
     out: set = set()
-    parts = [p.strip() for p in str(text).split(",")]
 
-    def bad(why):
-        return LibxlInvalid(-6, "INVAL", call="parse_cpus", detail=f"{text!r}: {why}")
+    def bad(why: str) -> LibxlInvalid:
+        shown = repr(text) if len(repr(text)) <= 80 else repr(text)[:80] + "..."
+        return LibxlInvalid(-6, "INVAL", call="parse_cpus", detail=f"{shown}: {why}")
 
+    if not isinstance(text, str):
+        raise bad(f"a cpu list is a str, not {type(text).__name__}")
+    parts = [p.strip(" \t") for p in text.split(",")]
     if not text or not all(parts):
         raise bad("empty cpu list")
     for part in parts:
@@ -305,13 +309,12 @@ def parse_cpus(text: str, ncpus: int) -> frozenset:
         if body == "all":
             rng = set(range(ncpus))
         else:
-            try:
-                if "-" in body:
-                    a, b = (int(x) for x in body.split("-", 1))
-                else:
-                    a = b = int(body)
-            except ValueError:
-                raise bad(f"{part!r} is not a cpu, a range or 'all'") from None
+            # ASCII decimal only (int() would take "1_0" and Unicode digits)
+            m = re.fullmatch(r"([0-9]{1,9})(?:-([0-9]{1,9}))?", body)
+            if not m:
+                raise bad(f"{part[:20]!r} is not a cpu, a range or 'all'")
+            a = int(m.group(1))
+            b = int(m.group(2)) if m.group(2) is not None else a
             if a < 0 or b < a:
                 raise bad(f"invalid range {part!r}")
             if b >= ncpus:
