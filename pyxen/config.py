@@ -852,8 +852,10 @@ def disk_from_c(disk, spec: str | None = None) -> DiskSpec:
 
 
 _MAC = re.compile(r"[0-9a-fA-F]{1,2}(:[0-9a-fA-F]{1,2}){5}")
-# libxlu_vif.c's regular expressions, in ASCII: rate=BYTES[@INTERVAL]
-_RATE = re.compile(r"[0-9]+[GMK]?[Bb]/s(@[0-9]+[mu]?s?)?")
+# libxlu_vif.c's regular expressions, in ASCII: rate=BYTES[@INTERVAL], without leading
+# zeros: libxlu reads both numbers with strtoull(.., 0), so "010Mb/s" would be octal 8 Mb/s
+# and "018Mb/s" one byte per second
+_RATE = re.compile(r"[1-9][0-9]*[GMK]?[Bb]/s(@[1-9][0-9]*[mu]?s?)?")
 _WS = " \t\n\r\f\v"
 
 
@@ -914,8 +916,8 @@ def _nic(xlu: _Xlu, spec: object, *, line: int | None = None,
         if not _RATE.fullmatch(rate):
             # libxlu_vif.c's own regular expressions, checked first in Python: they are
             # ASCII, and the rate goes to C as bytes
-            raise err(f"invalid rate {_short(rate)} (RATE[GMK]{{B,b}}/s[@INTERVAL[m,u]s])",
-                      "rate")
+            raise err(f"invalid rate {_short(rate)} (N[GMK]{{B,b}}/s[@N[m,u]s], N decimal "
+                      "without leading zeros)", "rate")
         ffi, lib = xlu.ffi, xlu.lib
         nic = ffi.new("libxl_device_nic *")
         lib.libxl_device_nic_init(nic)

@@ -210,14 +210,19 @@ def devid_to_vdev(devid: int) -> str:
         raise DeviceSpecTypeError(f"a devid must be an int, not {type(devid).__name__}")
     if not 0 <= devid <= DEVID_MAX:
         raise DeviceSpecError(f"invalid devid {devid} (0..{DEVID_MAX})")
+    # a name only where vdev_to_devid gives this very devid back; digits otherwise (an
+    # extended number of a small disk, an hd minor past hdb's, bits above 28)
     if devid >> 28 == 1:
-        return name("xvd", (devid >> 8) & 0xFFFFF, devid & 0xFF)
+        disk, part = (devid >> 8) & 0xFFFFF, devid & 0xFF
+        if disk > 15 or part > 15:
+            return name("xvd", disk, part)
+        return str(devid)
     major, minor = devid >> 8, devid & 0xFF
     if major == _XVD_MAJOR:
         return name("xvd", minor >> 4, minor & 15)
     if major == _SD_MAJOR:
         return name("sd", minor >> 4, minor & 15)
-    if major in _HD_MAJORS:
+    if major in _HD_MAJORS and minor >> 6 <= 1:
         return name("hd", _HD_MAJORS.index(major) * 2 + (minor >> 6), minor & 63)
     return str(devid)
 
