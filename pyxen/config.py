@@ -489,6 +489,7 @@ _VIF_KEYS = {"mac", "bridge", "netdev", "ip", "script", "vifname", "model", "rat
 # ---------------------------------------------------------------------------------------
 
 _REPORT_LINE = re.compile(r"^(?P<file>.*?):(?P<line>\d+)(?:[.\d-]*)?: (?P<msg>.*)$")
+_REPORT_REST = re.compile(r"(?P<line>[0-9]+)(?:[.0-9-]*)?: (?P<msg>.*)")
 
 
 class _Xlu:
@@ -541,6 +542,13 @@ class _Xlu:
 def _error_from_report(report: str, default_file: str, message: str, *,
                        key: str | None = None, line: int | None = None) -> ConfigError:
     first = next((ln for ln in report.splitlines() if ln.strip()), "")
+    if first.startswith(default_file + ":"):
+        # libxlutil names the source as it was given: a file name with ":12: " in it
+        # must not be split there
+        m = _REPORT_REST.match(first, len(default_file) + 1)
+        if m:
+            return ConfigError(m.group("msg"), file=default_file,
+                               line=int(m.group("line")), key=key, report=report)
     m = _REPORT_LINE.match(first)
     if m:
         return ConfigError(m.group("msg"), file=m.group("file"), line=int(m.group("line")),

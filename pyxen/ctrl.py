@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import enum
+import re
 import weakref
 import errno as _errno
 from dataclasses import dataclass
@@ -414,13 +415,14 @@ def _parse_uuid(value) -> bytes:
         raise XenInvalidArgumentError(_errno.EINVAL, call="xc_domain_create",
                                       detail=f"a uuid is a str, UUID or 16 bytes, not "
                                              f"{type(value).__name__}")
-    try:
-        if not value.isascii():  # int(.., 16) inside UUID() takes Unicode digits
-            raise ValueError(value)
-        return _uuidmod.UUID(value).bytes
-    except ValueError:
+    # UUID()'s own forms (braces, urn:uuid:, dashes anywhere), but hex digits only: the
+    # int(.., 16) inside UUID() would also take Unicode digits, "_", blanks and a sign
+    m = re.fullmatch(r"(?:urn:uuid:)?(\{)?([0-9a-fA-F-]+)(?(1)\})", value)
+    digits = m.group(2).replace("-", "") if m else ""
+    if len(digits) != 32:
         raise XenInvalidArgumentError(_errno.EINVAL, call="xc_domain_create",
-                                      detail=f"invalid uuid {value[:40]!r}") from None
+                                      detail=f"invalid uuid {value[:40]!r}")
+    return bytes.fromhex(digits)
 
 
 def _has(name: str) -> bool:

@@ -310,11 +310,13 @@ def parse_cpus(text: str, ncpus: int) -> frozenset:
             rng = set(range(ncpus))
         else:
             # ASCII decimal only (int() would take "1_0" and Unicode digits)
-            m = re.fullmatch(r"([0-9]{1,9})(?:-([0-9]{1,9}))?", body)
+            m = re.fullmatch(r"([0-9]+)(?:-([0-9]+))?", body)
             if not m:
                 raise bad(f"{part[:20]!r} is not a cpu, a range or 'all'")
-            a = int(m.group(1))
-            b = int(m.group(2)) if m.group(2) is not None else a
+            a, b = (int(g.lstrip("0")[:12] or "0") if g is not None else None
+                    for g in m.groups())
+            if b is None:
+                b = a
             if a < 0 or b < a:
                 raise bad(f"invalid range {part!r}")
             if b >= ncpus:
