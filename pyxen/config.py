@@ -27,12 +27,13 @@ import re
 import stat as _stat
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._native import xen
 from .errors import PyxenError
 
-__all__ = ["ConfigError", "ConfigTypeError", "ConfigWarning", "DomainType", "ShutdownAction", "DiskSpec",
-           "NicSpec", "DomainConfig", "parse_file", "parse_string", "parse_disk",
+__all__ = ["ConfigError", "ConfigTypeError", "ConfigWarning", "DomainType",
+           "ShutdownAction", "DiskSpec", "NicSpec", "DomainConfig", "parse_file", "parse_string", "parse_disk",
            "parse_nic", "random_mac"]
 
 
@@ -631,7 +632,7 @@ class _Reader:
             return self._list(lst[0], n[0], key)
         return self.string(key)
 
-    def _list(self, lst, n: int, key: str, depth: int = 1) -> list:
+    def _list(self, lst: Any, n: int, key: str, depth: int = 1) -> list:
         ffi, lib = self.xlu.ffi, self.xlu.lib
         if depth > LIST_DEPTH_MAX:
             raise ConfigError(f"lists nested more than {LIST_DEPTH_MAX} deep",
@@ -916,8 +917,9 @@ def _nic(xlu: _Xlu, spec: object, *, line: int | None = None,
                           k)
             if k == "mtu" and not n:
                 kw.pop(k, None)
-                continue
-            v = n
+            else:
+                kw[k] = n
+            continue
         kw[k] = v
     if "rate" in kw:
         rate = kw["rate"]

@@ -39,8 +39,8 @@ from .config import ConfigError, DiskSpec, NicSpec, parse_disk, parse_nic
 from .errors import DomainNotFoundError as _DomainNotFoundError
 from .errors import PyxenError
 
-__all__ = ["DeviceError", "DeviceSpecError", "DeviceSpecTypeError", "DeviceBusyError", "BackendDomainError",
-           "DomainNotFoundError", "DeviceNotFoundError", "DeviceTimeout", "HotplugError",
+__all__ = ["DeviceError", "DeviceSpecError", "DeviceSpecTypeError", "DeviceBusyError",
+           "BackendDomainError", "DomainNotFoundError", "DeviceNotFoundError", "DeviceTimeout", "HotplugError",
            "XenbusState", "DiskInfo", "NicInfo", "vdev_to_devid", "devid_to_vdev",
            "attach_disk", "attach_nic", "detach", "detach_disk", "detach_nic", "list_disks",
            "list_nics", "list_consoles", "ConsoleInfo", "LoopDevice"]

@@ -31,7 +31,6 @@ import pickle
 import re
 import signal
 import socket
-import stat
 import struct
 import subprocess
 import sys
@@ -39,9 +38,10 @@ import tempfile
 import time
 import traceback
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -505,8 +505,7 @@ def _config_inputs() -> Any:
 
 
 def _check_config(cfg: Any) -> None:
-    from pyxen.config import (HVM_MAX_VCPUS, MEMORY_MAX_MIB, PV_MAX_VCPUS, DomainConfig,
-                              DomainType)
+    from pyxen.config import HVM_MAX_VCPUS, MEMORY_MAX_MIB, PV_MAX_VCPUS, DomainConfig, DomainType
     assert isinstance(cfg, DomainConfig) and cfg.name
     limit = PV_MAX_VCPUS if cfg.type == DomainType.PV else HVM_MAX_VCPUS
     for v in (cfg.vcpus, cfg.maxvcpus):
@@ -578,8 +577,7 @@ def _model_inputs() -> Any:
 def _run_model(m: dict) -> None:
     """A config written from known values parses back to exactly those values, or is
     refused for a value out of Xen's bounds."""
-    from pyxen.config import (HVM_MAX_VCPUS, MEMORY_MAX_MIB, PV_MAX_VCPUS, ConfigError,
-                              parse_string)
+    from pyxen.config import HVM_MAX_VCPUS, MEMORY_MAX_MIB, PV_MAX_VCPUS, ConfigError, parse_string
     q = m.get("quote", "'")
     lines = [f"name = {_quote(m['name'], q)}"]
     if m["type"]:
@@ -928,8 +926,8 @@ def _run_perms(x: Any) -> None:
         typed(e, X.XenStorePermsError)
         return
     assert X.Permissions.parse(str(p)) == p
-    for e in ents:
-        assert 0 <= e.domid <= 65535 and isinstance(e.perm, X.Perm)
+    for ent in ents:
+        assert 0 <= ent.domid <= 65535 and isinstance(ent.perm, X.Perm)
     words = x.split() if isinstance(x, str) else list(x[2] if isinstance(x, tuple) else x)
     assert [int(w[1:]) for w in words] == [e.domid for e in ents]
     assert ["nrwb".index(w[0]) for w in words] == [int(e.perm) for e in ents]
@@ -1060,7 +1058,7 @@ def child_main(name: str, examples: int, seed: int, record: str, corpus: bool) -
             rec.write(case.value)
             try:
                 t.run(case.value)
-            except BaseException:
+            except BaseException:  # noqa: BLE001 - any failure of a case is reported
                 failed += 1
                 print(f"corpus case failed: {short(case.value)} ({case.note})",
                       file=sys.stderr)
@@ -1081,7 +1079,7 @@ def child_main(name: str, examples: int, seed: int, record: str, corpus: bool) -
 
     try:
         prop()
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - reported by exit status 3
         traceback.print_exc()
         sys.stderr.flush()
         os._exit(3)
@@ -1131,7 +1129,7 @@ class Child:
         fd, self.record = tempfile.mkstemp(prefix=f"pyxen-fuzz-{name}-")
         os.ftruncate(fd, RECORD_SIZE)
         os.close(fd)
-        self.out = tempfile.TemporaryFile()
+        self.out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _result
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name,
                "--examples", str(examples), "--seed", str(seed), "--record", self.record]
         if corpus:
