@@ -747,8 +747,8 @@ class Context(Handle):
         """A new libxl_device_disk (caller disposes) from a spec string (xlu_disk_parse,
         via pyxen.config) or a DiskSpec (libxl_device_disk_from_json)."""
         ffi, lib = self._ffi, self._lib
-        if isinstance(disk, str):
-            disk = parse_disk(disk)
+        if not isinstance(disk, DiskSpec):
+            disk = parse_disk(disk)  # a str or bytes spec; ConfigTypeError for the rest
         d = ffi.new("libxl_device_disk *")
         lib.libxl_device_disk_init(d)
         rc = lib.libxl_device_disk_from_json(self._p(), d,
@@ -825,8 +825,8 @@ class Context(Handle):
     def _nic_struct(self, nic: str | NicSpec):
         """A new libxl_device_nic (caller disposes) from a vif spec string or a NicSpec."""
         ffi, lib = self._ffi, self._lib
-        if isinstance(nic, str):
-            nic = parse_nic(nic)
+        if not isinstance(nic, NicSpec):
+            nic = parse_nic(nic)  # a str or bytes spec; ConfigTypeError for the rest
         n = ffi.new("libxl_device_nic *")
         lib.libxl_device_nic_init(n)
         rc = lib.libxl_device_nic_from_json(self._p(), n,
