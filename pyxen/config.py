@@ -22,7 +22,6 @@ import dataclasses
 import enum
 import errno as _errno
 import os
-import random
 import re
 import stat as _stat
 import warnings
@@ -77,6 +76,11 @@ VIF_SPEC_MAX = 4096
 """Bytes in one vif specification (the same bound as a disk spec)."""
 CONFIG_MAX = 1 << 20
 """Bytes of config text, from a file or a string (xl configs are a few KiB)."""
+SETTINGS_MAX = 4096
+"""Settings (``key = value`` and ``key += value``) in one config: libxlutil keeps them in a
+list it walks for every lookup, so time grows with their square."""
+APPEND_COPY_MAX = 16 << 20
+"""Bytes that ``+=`` on strings may copy: libxlutil keeps each joined string."""
 LIST_DEPTH_MAX = 64
 """Nesting of ``[...]`` lists (xl.cfg's own keys nest two deep at most)."""
 MEMORY_MAX_MIB = (2**63 - 1) >> 10
@@ -156,8 +160,8 @@ class ShutdownAction(str, enum.Enum):
 
 def random_mac() -> str:
     """A random MAC in Xen's OUI 00:16:3e (as libxl picks one)."""
-    r = random.SystemRandom()
-    return "00:16:3e:%02x:%02x:%02x" % (r.randrange(128), r.randrange(256), r.randrange(256))
+    r = os.urandom(3)
+    return "00:16:3e:%02x:%02x:%02x" % (r[0] & 0x7F, r[1], r[2])
 
 
 @dataclass(frozen=True)
@@ -639,16 +643,14 @@ class _Reader:
                               file=self.xlu.filename, line=self.lines.get(key), key=key)
         out: list = []
         for i in range(n):
+            item = lib.xlu_cfg_get_listitem(lst, i)  # a string item (NULL: a list)
+            if item != ffi.NULL:
+                # the string belongs to the XLU_Config: not ours to free
+                out.append(ffi.string(item).decode("utf-8", "surrogateescape"))
+                continue
             v = lib.xlu_cfg_get_listitem2(lst, i)
             if v == ffi.NULL:
                 break
-            if lib.xlu_cfg_value_type(v) == lib.XLU_STRING:
-                s = ffi.new("char **")
-                rc = lib.xlu_cfg_value_get_string(self.xlu.cfg, v, s, 1)
-                if rc:
-                    raise self._err("?", "bad list item")
-                # the string belongs to the XLU_Config: not ours to free
-                out.append(ffi.string(s[0]).decode("utf-8", "surrogateescape"))
             else:
                 sub = ffi.new("XLU_ConfigList **")
                 rc = lib.xlu_cfg_value_get_list(self.xlu.cfg, v, sub, 1)
@@ -688,6 +690,7 @@ def _read(xlu: _Xlu, data: bytes) -> None:
     ``xlu_cfg_readfile`` would read FIFOs, devices and directories with flex, which hangs
     or calls ``exit(2)``)."""
     lib = xlu.lib
+    _prescan(data, xlu.filename)
     rc = lib.xlu_cfg_readdata(xlu.cfg, data, len(data))
     if rc:
         e = _error_from_report(xlu.report(), xlu.filename, f"cannot parse ({os.strerror(rc)})")
@@ -699,38 +702,77 @@ def _read(xlu: _Xlu, data: bytes) -> None:
     junk = xlu.report()
     if junk.strip():  # a warning while reading is still an error for pyxen
         raise _error_from_report(junk, xlu.filename, "parse warning")
-    _check_escapes(data, xlu.filename)
 
 
-# The tokens of libxlu_cfg_l.l's initial state, as runs (each alternative is told apart by
-# its first byte, so Python's first match is flex's longest match), and its quoted strings.
-_CFG_SKIP = re.compile(rb"(?:[a-z][._0-9a-z]*|[0-9][0-9a-fx]*|[ \t,\[\]=;\n]|\+=|#[^\n]*\n)+")
-_CFG_STRING = re.compile(rb"'(?:[^'\\\n]|\\[^\n])*'" rb'|"(?:[^"\\\n]|\\[^\n])*"')
-_CFG_ESCAPE = re.compile(rb"\\([^\n])")
+# The tokens of libxlu_cfg_l.l's initial state that _prescan needs: quoted strings,
+# comments, identifiers, numbers (so that "0xab" is not read as an identifier), = and +=,
+# and [. In a config libxlutil accepts, finditer() starts each match where flex starts a
+# token; after a lexical error libxlutil stores no more settings.
+_CFG_TOKENS = re.compile(rb"""
+    (?P<s>'[^'\\\n]*(?:\\[^\n][^'\\\n]*)*'|"[^"\\\n]*(?:\\[^\n][^"\\\n]*)*")
+  | (?P<c>\#[^\n]*\n)
+  | (?P<id>[a-z][._0-9a-z]*)
+  | (?P<num>[0-9][0-9a-fx]*)
+  | (?P<op>\+=|=)
+  | (?P<lb>\[)""", re.X)
+# an octal escape in a quoted string token (whose first byte, the quote, is no backslash):
+# an odd run of backslashes before a digit 0-7
+_CFG_OCTAL = re.compile(rb"[^\\](?:\\\\)*\\[0-7]")
 
 
-def _check_escapes(data: bytes, filename: str) -> None:
-    """Refuse octal escapes in quoted strings of a config libxlutil accepted: its
-    ``xlu__cfgl_dequote`` parses ``\\NNN`` but never stores the character (``'a\\101b'``
-    reads as ``'ab'``), so such a value would silently be wrong. (``\\xNN`` is always
-    refused by libxlutil itself.)"""
-    if b"\\" not in data:
-        return
-    pos, end = 0, len(data)
-    while pos < end:
-        m = _CFG_SKIP.match(data, pos) or _CFG_STRING.match(data, pos)
-        if m is None:
-            return  # not a token of a config libxlutil accepted
-        if data[pos] in b"'\"":
-            for e in _CFG_ESCAPE.finditer(m.group(0)):
-                if e.group(1) in b"01234567":
-                    i = pos + e.start()
-                    raise ConfigError(
-                        f"octal escape {data[i:i + 4].decode('ascii', 'replace')!r} in a "
-                        "quoted string: libxlutil drops such characters instead of "
-                        "decoding them; write the character itself", file=filename,
-                        line=data.count(b"\n", 0, i) + 1)
-        pos = m.end()
+def _prescan(data: bytes, filename: str) -> None:
+    """What libxlutil would do badly with this config text, refused before it runs:
+
+    * more than SETTINGS_MAX settings: each ``xlu_cfg_get_*`` and each ``+=`` walks the
+      list of settings, and so does listing them, so time grows with their square (a
+      1 MiB config of ``a=1`` lines took minutes);
+    * ``+=`` on strings copying more than APPEND_COPY_MAX bytes: each ``x += '..'`` keeps
+      a whole new copy of the joined string (a 1 MiB config could allocate gigabytes);
+    * octal escapes in quoted strings: ``xlu__cfgl_dequote`` parses ``\\NNN`` but never
+      stores the character (``'a\\101b'`` reads as ``'ab'``), a silently wrong value.
+      (``\\xNN`` is always refused by libxlutil itself.)"""
+    settings = copied = 0
+    length: dict[bytes, int] = {}
+    key = b""
+    pending: tuple[bytes, bytes] | None = None
+
+    def fail(msg: str, pos: int) -> ConfigError:
+        return ConfigError(msg, file=filename, line=data.count(b"\n", 0, pos) + 1)
+
+    for m in _CFG_TOKENS.finditer(data):
+        kind = m.lastgroup
+        if kind == "c":
+            continue
+        if kind == "s" and b"\\" in m.group(0):
+            e = _CFG_OCTAL.search(m.group(0))
+            if e is not None:
+                i = m.start() + e.end() - 2
+                esc = re.match(rb"\\[0-7]{1,3}", data[i:i + 4])
+                shown = esc.group(0).decode() if esc else "\\N"
+                raise fail(f"octal escape {shown!r} in "
+                           "a quoted string: libxlutil drops such characters instead of "
+                           "decoding them; write the character itself", i)
+        if pending is not None:
+            k, op = pending
+            pending = None
+            atom = kind in ("s", "num")  # else a list (or an error)
+            n = m.end() - m.start() - (2 if kind == "s" else 0)  # a string's length, at most
+            if op == b"+=" and atom:
+                length[k] = length.get(k, 0) + n
+                copied += length[k]
+                if copied > APPEND_COPY_MAX:
+                    raise fail(f"'+=' on strings copies more than {APPEND_COPY_MAX} bytes "
+                               "(libxlutil keeps a copy of the joined string per '+=')",
+                               m.start())
+            else:
+                length[k] = n if atom else 0
+        elif kind == "op":
+            settings += 1
+            if settings > SETTINGS_MAX:
+                raise fail(f"more than {SETTINGS_MAX} settings", m.start())
+            pending = (key, m.group(0))
+        elif kind == "id":
+            key = m.group(0)
 
 
 def _read_config_file(path: object) -> tuple[str, bytes]:

@@ -496,6 +496,10 @@ def _config_inputs() -> Any:
         any_text(200),
         long_text(st.sampled_from(["name='a'\nx='", "name='a'\n#", "x=[", "", "name='"]),
                   "a[',\n"),
+        st.builds(lambda line, n: "name='a'\n" + line * n,
+                  st.sampled_from(["pci=1\n", "extra+='aaaa'\n", "a.b+=1\n", "pci+=[1]\n",
+                                   "disk+=['phy:/x,xvda,w']\n", "x=[[[[\n", "#\n"]),
+                  st.integers(0, 200000)),
         wrong_types(),
         st.sampled_from([("@", "bytearray", b"name='a'\n"), ("@", "memoryview", b"name='a'")]),
     )
