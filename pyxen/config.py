@@ -80,7 +80,7 @@ SETTINGS_MAX = 4096
 """Settings (``key = value`` and ``key += value``) in one config: libxlutil keeps them in a
 list it walks for every lookup, so time grows with their square."""
 APPEND_COPY_MAX = 16 << 20
-"""Bytes that ``+=`` on strings may copy: libxlutil keeps each joined string."""
+"""Bytes that ``+=`` may copy: libxlutil keeps each joined string or list array."""
 LIST_DEPTH_MAX = 64
 """Nesting of ``[...]`` lists (xl.cfg's own keys nest two deep at most)."""
 MEMORY_MAX_MIB = (2**63 - 1) >> 10
@@ -706,7 +706,7 @@ def _read(xlu: _Xlu, data: bytes) -> None:
 
 # The tokens of libxlu_cfg_l.l's initial state that _prescan needs: quoted strings,
 # comments, identifiers, numbers (so that "0xab" is not read as an identifier), = and +=,
-# and [. In a config libxlutil accepts, finditer() starts each match where flex starts a
+# [ and ]. In a config libxlutil accepts, finditer() starts each match where flex starts a
 # token; after a lexical error libxlutil stores no more settings.
 _CFG_TOKENS = re.compile(rb"""
     (?P<s>'[^'\\\n]*(?:\\[^\n][^'\\\n]*)*'|"[^"\\\n]*(?:\\[^\n][^"\\\n]*)*")
@@ -714,7 +714,8 @@ _CFG_TOKENS = re.compile(rb"""
   | (?P<id>[a-z][._0-9a-z]*)
   | (?P<num>[0-9][0-9a-fx]*)
   | (?P<op>\+=|=)
-  | (?P<lb>\[)""", re.X)
+  | (?P<lb>\[)
+  | (?P<rb>\])""", re.X)
 # an octal escape in a quoted string token (whose first byte, the quote, is no backslash):
 # an odd run of backslashes before a digit 0-7
 _CFG_OCTAL = re.compile(rb"[^\\](?:\\\\)*\\[0-7]")
@@ -726,18 +727,31 @@ def _prescan(data: bytes, filename: str) -> None:
     * more than SETTINGS_MAX settings: each ``xlu_cfg_get_*`` and each ``+=`` walks the
       list of settings, and so does listing them, so time grows with their square (a
       1 MiB config of ``a=1`` lines took minutes);
-    * ``+=`` on strings copying more than APPEND_COPY_MAX bytes: each ``x += '..'`` keeps
-      a whole new copy of the joined string (a 1 MiB config could allocate gigabytes);
+    * ``+=`` copying more than APPEND_COPY_MAX bytes: each ``x += '..'`` keeps a new copy
+      of the joined string, each ``x += [..]`` a new array of the joined list's items, and
+      the old ones stay allocated (a 1 MiB config could allocate gigabytes);
     * octal escapes in quoted strings: ``xlu__cfgl_dequote`` parses ``\\NNN`` but never
       stores the character (``'a\\101b'`` reads as ``'ab'``), a silently wrong value.
       (``\\xNN`` is always refused by libxlutil itself.)"""
-    settings = copied = 0
-    length: dict[bytes, int] = {}
+    settings = copied = atoms = depth = list_start = 0
+    size: dict[bytes, int] = {}    # a key's value so far: string bytes or list items
     key = b""
-    pending: tuple[bytes, bytes] | None = None
+    pending: tuple[bytes, bytes] | None = None   # (key, op) waiting for its value
+    in_list: tuple[bytes, bytes] | None = None   # (key, op) whose list is being read
 
     def fail(msg: str, pos: int) -> ConfigError:
         return ConfigError(msg, file=filename, line=data.count(b"\n", 0, pos) + 1)
+
+    def assign(k: bytes, op: bytes, n: int, unit: int, pos: int) -> None:
+        nonlocal copied
+        if op == b"+=":
+            size[k] = size.get(k, 0) + n
+            copied += size[k] * unit
+            if copied > APPEND_COPY_MAX:
+                raise fail(f"'+=' copies more than {APPEND_COPY_MAX} bytes (libxlutil keeps "
+                           "a copy of each joined value)", pos)
+        else:
+            size[k] = n
 
     for m in _CFG_TOKENS.finditer(data):
         kind = m.lastgroup
@@ -749,24 +763,30 @@ def _prescan(data: bytes, filename: str) -> None:
                 i = m.start() + e.end() - 2
                 esc = re.match(rb"\\[0-7]{1,3}", data[i:i + 4])
                 shown = esc.group(0).decode() if esc else "\\N"
-                raise fail(f"octal escape {shown!r} in "
-                           "a quoted string: libxlutil drops such characters instead of "
-                           "decoding them; write the character itself", i)
+                raise fail(f"octal escape {shown!r} in a quoted string: libxlutil drops such "
+                           "characters instead of decoding them; write the character itself",
+                           i)
+        if kind in ("s", "num"):
+            atoms += 1
+        if in_list is not None:
+            if kind == "lb":
+                depth += 1
+            elif kind == "rb":
+                depth -= 1
+                if not depth:
+                    # at most this many items, each a pointer in libxlutil's array
+                    assign(*in_list, atoms - list_start, 8, m.start())
+                    in_list = None
+            continue
         if pending is not None:
             k, op = pending
             pending = None
-            atom = kind in ("s", "num")  # else a list (or an error)
-            n = m.end() - m.start() - (2 if kind == "s" else 0)  # a string's length, at most
-            if op == b"+=" and atom:
-                length[k] = length.get(k, 0) + n
-                copied += length[k]
-                if copied > APPEND_COPY_MAX:
-                    raise fail(f"'+=' on strings copies more than {APPEND_COPY_MAX} bytes "
-                               "(libxlutil keeps a copy of the joined string per '+=')",
-                               m.start())
-            else:
-                length[k] = n if atom else 0
-        elif kind == "op":
+            if kind in ("s", "num"):
+                assign(k, op, m.end() - m.start(), 1, m.start())
+            elif kind == "lb":
+                in_list, depth, list_start = (k, op), 1, atoms
+            continue
+        if kind == "op":
             settings += 1
             if settings > SETTINGS_MAX:
                 raise fail(f"more than {SETTINGS_MAX} settings", m.start())
