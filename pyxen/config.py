@@ -830,8 +830,8 @@ def _read_config_file(path: object) -> tuple[str, bytes]:
             raise ConfigError(f"cannot read config file: it is {kind}, not a regular "
                               "file", file=name)
         if st.st_size > CONFIG_MAX:
-            raise ConfigError(f"config file of {st.st_size} bytes: at most {CONFIG_MAX} "
-                              "are accepted", file=name)
+            raise ConfigError(f"config of {st.st_size} bytes: at most {CONFIG_MAX} are "
+                              "accepted", file=name)
 
     try:
         check(os.stat(p))
@@ -855,8 +855,8 @@ def _read_config_file(path: object) -> tuple[str, bytes]:
     finally:
         os.close(fd)
     if size > CONFIG_MAX:  # a file that grows (or a /proc file, which says 0 bytes)
-        raise ConfigError(f"config file of more than {CONFIG_MAX} bytes: at most "
-                          f"{CONFIG_MAX} are accepted", file=name)
+        raise ConfigError(f"config of {size} bytes or more: at most {CONFIG_MAX} are "
+                          "accepted", file=name)
     return name, b"".join(chunks)
 
 

@@ -16,7 +16,7 @@ Run from the repository root::
 
 ``--save`` appends every input that broke something to ``fuzz_corpus.py`` (next to this
 file), whose cases ``test_fuzz.py`` replays on every host test run. ``pytest tests/host``
-runs a bounded campaign (PYXEN_FUZZ_EXAMPLES examples per target, 300 by default;
+runs a bounded campaign (PYXEN_FUZZ_EXAMPLES examples per target, 1000 by default;
 PYXEN_FUZZ_SEED picks the seed, fixed by default so the run is reproducible).
 """
 
@@ -708,7 +708,8 @@ def _run_file(x: Any) -> None:
                         warnings.simplefilter("ignore")
                         parse_string(content, filename=os.fsdecode(os.fspath(path)))
                 except ConfigError as e2:
-                    assert e2.message == e.message and e2.line == e.line, (e, e2)
+                    assert e2.message == e.message and e2.line == e.line, (str(e)[:300],
+                                                                           str(e2)[:300])
                 else:
                     raise AssertionError(f"parse_file refused what parse_string took: {e}")
             return
@@ -1108,7 +1109,8 @@ class Result:
     def report(self) -> str:
         if self.ok:
             return f"{self.target}: {self.examples} examples in {self.seconds:.1f}s: ok"
-        tail = "\n".join(self.output.splitlines()[-40:])
+        tail = "\n".join(short(ln, 300)[1:-1] if len(ln) > 300 else ln
+                         for ln in self.output.splitlines()[-40:])
         r = repr(self.input)
         how = (f"python -m tests.host.fuzz --replay {self.target} {r!r}" if len(r) < 400
                else "(too long to show here: --save puts it in the corpus)")
