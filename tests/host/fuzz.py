@@ -1263,6 +1263,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(names) - set(TARGETS)
     if unknown:
         ap.error(f"unknown targets: {', '.join(sorted(unknown))}")
+    # SIGTERM unwinds like Ctrl-C, so run() kills its children on the way out
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     seed = a.seed if a.seed is not None else int.from_bytes(os.urandom(4), "little")
     deadline = time.monotonic() + a.seconds
     failed = 0
