@@ -1184,6 +1184,9 @@ class Child:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self.out.close()
+        if os.path.exists(self.record):
+            os.unlink(self.record)
 
 
 def examples_for(name: str, per_target: int) -> int:
