@@ -22,8 +22,8 @@ import dataclasses
 import enum
 import errno as _errno
 import os
-import random
 import re
+import stat as _stat
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,9 +31,9 @@ from typing import Any
 from ._native import xen
 from .errors import PyxenError
 
-__all__ = ["ConfigError", "ConfigWarning", "DomainType", "ShutdownAction", "DiskSpec",
-           "NicSpec", "DomainConfig", "parse_file", "parse_string", "parse_disk",
-           "parse_nic", "random_mac"]
+__all__ = ["ConfigError", "ConfigTypeError", "ConfigWarning", "DomainType",
+           "ShutdownAction", "DiskSpec", "NicSpec", "DomainConfig", "parse_file",
+           "parse_string", "parse_disk", "parse_nic", "random_mac"]
 
 
 class ConfigError(PyxenError, ValueError):
@@ -56,6 +56,78 @@ class ConfigError(PyxenError, ValueError):
             where = f"line {self.line}: "
         key = f"{self.key}: " if self.key else ""
         return f"{where}{key}{self.message}"
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """An argument of the wrong Python type (``parse_disk(None)``, ``parse_file(3)``)."""
+
+
+# ---------------------------------------------------------------------------------------
+# Limits, checked in Python before anything reaches libxlutil or libxl
+# ---------------------------------------------------------------------------------------
+
+DISK_SPEC_MAX = 4096
+"""Bytes in one disk specification. libxlutil's flex disk lexer (libxlu_disk_l.l: a rule
+with variable trailing context) records one DFA state per scanned byte in a fixed buffer of
+YY_BUF_SIZE + 2 (16386) states without a bound check, so a spec of about 16 KiB overflows
+the heap. 4 KiB is also all xenstore takes in one message (XENSTORE_PAYLOAD_MAX), which the
+backend's ``params`` (the target path) has to fit in."""
+VIF_SPEC_MAX = 4096
+"""Bytes in one vif specification (the same bound as a disk spec)."""
+CONFIG_MAX = 1 << 20
+"""Bytes of config text, from a file or a string (xl configs are a few KiB)."""
+SETTINGS_MAX = 4096
+"""Settings (``key = value`` and ``key += value``) in one config: libxlutil keeps them in a
+list it walks for every lookup, so time grows with their square."""
+APPEND_COPY_MAX = 16 << 20
+"""Bytes that ``+=`` may copy: libxlutil keeps each joined string or list array."""
+LIST_DEPTH_MAX = 64
+"""Nesting of ``[...]`` lists (xl.cfg's own keys nest two deep at most)."""
+MEMORY_MAX_MIB = (2**63 - 1) >> 10
+"""memory=/maxmem= in MiB: its size in kB (libxl's MemKB, which xl computes as a C long
+``l * 1024``) must fit in 63 bits."""
+HVM_MAX_VCPUS = 128
+"""Xen's limit for HVM and PVH guests (public/hvm/hvm_info_table.h)."""
+PV_MAX_VCPUS = 8192
+"""Xen's limit for x86 PV guests (MAX_VIRT_CPUS, arch/x86/include/asm/config.h)."""
+VNCDISPLAY_MAX = 65535 - 5900
+"""vncdisplay=N listens on TCP port 5900 + N."""
+VIF_DEVID_MAX = 2**31 - 1
+"""A vif devid is a libxl_devid (a C int) and a xenstore directory name; -1 means "pick
+one" to libxl, so pyxen takes 0..2^31-1 (or no devid= at all)."""
+MTU_MIN, MTU_MAX = 68, 65535
+"""A vif mtu= (0, or no mtu=, is libxl's default of 1500)."""
+
+
+def _short(text: str | bytes, n: int = 60) -> str:
+    """repr() of a possibly huge input, cut for an error message."""
+    r = repr(text)
+    return r if len(r) <= n else r[:n] + f"...' ({len(text)} characters)"
+
+
+def _spec_text(spec: object, what: str, limit: int, *, file: str | None = None,
+               line: int | None = None, key: str | None = None) -> str:
+    """A disk/vif spec as str: str or bytes (UTF-8, undecodable bytes kept as surrogate
+    escapes, as config values are), no NUL (C would cut the spec there), at most
+    ``limit`` bytes."""
+    if isinstance(spec, (bytes, bytearray, memoryview)):
+        spec = bytes(spec).decode("utf-8", "surrogateescape")
+    elif not isinstance(spec, str):
+        raise ConfigTypeError(f"a {what} specification must be str or bytes, not "
+                              f"{type(spec).__name__}", file=file, line=line, key=key)
+    if "\0" in spec:
+        raise ConfigError(f"NUL character in {what} specification {_short(spec)} (C would "
+                          "cut the specification there)", file=file, line=line, key=key)
+    try:
+        size = len(spec.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError as e:
+        raise ConfigError(f"cannot encode character {spec[e.start]!r} in {what} "
+                          f"specification {_short(spec)}", file=file, line=line,
+                          key=key) from None
+    if size > limit:
+        raise ConfigError(f"{what} specification of {size} bytes: at most {limit} are "
+                          f"accepted ({_short(spec)})", file=file, line=line, key=key)
+    return spec
 
 
 class ConfigWarning(UserWarning):
@@ -88,8 +160,8 @@ class ShutdownAction(str, enum.Enum):
 
 def random_mac() -> str:
     """A random MAC in Xen's OUI 00:16:3e (as libxl picks one)."""
-    r = random.SystemRandom()
-    return "00:16:3e:%02x:%02x:%02x" % (r.randrange(128), r.randrange(256), r.randrange(256))
+    r = os.urandom(3)
+    return "00:16:3e:%02x:%02x:%02x" % (r[0] & 0x7F, r[1], r[2])
 
 
 @dataclass(frozen=True)
@@ -422,6 +494,7 @@ _VIF_KEYS = {"mac", "bridge", "netdev", "ip", "script", "vifname", "model", "rat
 # ---------------------------------------------------------------------------------------
 
 _REPORT_LINE = re.compile(r"^(?P<file>.*?):(?P<line>\d+)(?:[.\d-]*)?: (?P<msg>.*)$")
+_REPORT_REST = re.compile(r"(?P<line>[0-9]+)(?:[.0-9-]*)?: (?P<msg>.*)")
 
 
 class _Xlu:
@@ -474,6 +547,13 @@ class _Xlu:
 def _error_from_report(report: str, default_file: str, message: str, *,
                        key: str | None = None, line: int | None = None) -> ConfigError:
     first = next((ln for ln in report.splitlines() if ln.strip()), "")
+    if first.startswith(default_file + ":"):
+        # libxlutil names the source as it was given: a file name with ":12: " in it
+        # must not be split there
+        m = _REPORT_REST.match(first, len(default_file) + 1)
+        if m:
+            return ConfigError(m.group("msg"), file=default_file,
+                               line=int(m.group("line")), key=key, report=report)
     m = _REPORT_LINE.match(first)
     if m:
         return ConfigError(m.group("msg"), file=m.group("file"), line=int(m.group("line")),
@@ -523,7 +603,8 @@ class _Reader:
             raise self._err(key, f"expected a single value ({os.strerror(rc)})")
         return ffi.string(out[0]).decode("utf-8", "surrogateescape")
 
-    def long(self, key: str, minimum: int | None = None) -> int | None:
+    def long(self, key: str, minimum: int | None = None, maximum: int | None = None,
+             why: str = "") -> int | None:
         ffi, lib = self.xlu.ffi, self.xlu.lib
         out = ffi.new("long *")
         rc = lib.xlu_cfg_get_long(self.xlu.cfg, key.encode(), out, 0)
@@ -533,6 +614,9 @@ class _Reader:
             raise self._err(key, f"expected a number ({os.strerror(rc)})")
         if minimum is not None and out[0] < minimum:
             raise ConfigError(f"must be at least {minimum}, not {out[0]}",
+                              file=self.xlu.filename, line=self.lines.get(key), key=key)
+        if maximum is not None and out[0] > maximum:
+            raise ConfigError(f"must be at most {maximum}{why}, not {out[0]}",
                               file=self.xlu.filename, line=self.lines.get(key), key=key)
         return int(out[0])
 
@@ -549,23 +633,24 @@ class _Reader:
         if rc == _errno.ESRCH:
             return None
         if rc == 0:
-            return self._list(lst[0], n[0])
+            return self._list(lst[0], n[0], key)
         return self.string(key)
 
-    def _list(self, lst: Any, n: int) -> list:
+    def _list(self, lst: Any, n: int, key: str, depth: int = 1) -> list:
         ffi, lib = self.xlu.ffi, self.xlu.lib
+        if depth > LIST_DEPTH_MAX:
+            raise ConfigError(f"lists nested more than {LIST_DEPTH_MAX} deep",
+                              file=self.xlu.filename, line=self.lines.get(key), key=key)
         out: list = []
         for i in range(n):
+            item = lib.xlu_cfg_get_listitem(lst, i)  # a string item (NULL: a list)
+            if item != ffi.NULL:
+                # the string belongs to the XLU_Config: not ours to free
+                out.append(ffi.string(item).decode("utf-8", "surrogateescape"))
+                continue
             v = lib.xlu_cfg_get_listitem2(lst, i)
             if v == ffi.NULL:
                 break
-            if lib.xlu_cfg_value_type(v) == lib.XLU_STRING:
-                s = ffi.new("char **")
-                rc = lib.xlu_cfg_value_get_string(self.xlu.cfg, v, s, 1)
-                if rc:
-                    raise self._err("?", "bad list item")
-                # the string belongs to the XLU_Config: not ours to free
-                out.append(ffi.string(s[0]).decode("utf-8", "surrogateescape"))
             else:
                 sub = ffi.new("XLU_ConfigList **")
                 rc = lib.xlu_cfg_value_get_list(self.xlu.cfg, v, sub, 1)
@@ -574,7 +659,7 @@ class _Reader:
                 cnt = 0
                 while lib.xlu_cfg_get_listitem2(sub[0], cnt) != ffi.NULL:
                     cnt += 1
-                out.append(self._list(sub[0], cnt))
+                out.append(self._list(sub[0], cnt, key, depth + 1))
         return out
 
     def string_list(self, key: str, *, allow_string: bool = False) -> list[str] | None:
@@ -601,13 +686,13 @@ class _Reader:
         return out
 
 
-def _read(xlu: _Xlu, text: bytes | None, path: str | None) -> None:
+def _read(xlu: _Xlu, data: bytes) -> None:
+    """``xlu_cfg_readdata`` of text that passed :func:`_encode` (never a file name:
+    ``xlu_cfg_readfile`` would read FIFOs, devices and directories with flex, which hangs
+    or calls ``exit(2)``)."""
     lib = xlu.lib
-    if path is not None:
-        rc = lib.xlu_cfg_readfile(xlu.cfg, os.fsencode(path))
-    else:
-        assert text is not None  # the text, or the path of a file to read
-        rc = lib.xlu_cfg_readdata(xlu.cfg, text, len(text))
+    _prescan(data, xlu.filename)
+    rc = lib.xlu_cfg_readdata(xlu.cfg, data, len(data))
     if rc:
         e = _error_from_report(xlu.report(), xlu.filename, f"cannot parse ({os.strerror(rc)})")
         why = os.strerror(rc)
@@ -620,12 +705,185 @@ def _read(xlu: _Xlu, text: bytes | None, path: str | None) -> None:
         raise _error_from_report(junk, xlu.filename, "parse warning")
 
 
+# The tokens of libxlu_cfg_l.l's initial state that _prescan needs: quoted strings,
+# comments, identifiers, numbers (so that "0xab" is not read as an identifier), = and +=,
+# [ and ]. In a config libxlutil accepts, finditer() starts each match where flex starts a
+# token; after a lexical error libxlutil stores no more settings.
+_CFG_TOKENS = re.compile(rb"""
+    (?P<s>'[^'\\\n]*(?:\\[^\n][^'\\\n]*)*'|"[^"\\\n]*(?:\\[^\n][^"\\\n]*)*")
+  | (?P<c>\#[^\n]*\n)
+  | (?P<id>[a-z][._0-9a-z]*)
+  | (?P<num>[0-9][0-9a-fx]*)
+  | (?P<op>\+=|=)
+  | (?P<lb>\[)
+  | (?P<rb>\])""", re.X)
+# an octal escape in a quoted string token (whose first byte, the quote, is no backslash):
+# an odd run of backslashes before a digit 0-7
+_CFG_OCTAL = re.compile(rb"[^\\](?:\\\\)*\\[0-7]")
+
+
+def _prescan(data: bytes, filename: str) -> None:
+    """What libxlutil would do badly with this config text, refused before it runs:
+
+    * more than SETTINGS_MAX settings: each ``xlu_cfg_get_*`` and each ``+=`` walks the
+      list of settings, and so does listing them, so time grows with their square (a
+      1 MiB config of ``a=1`` lines took minutes);
+    * ``+=`` copying more than APPEND_COPY_MAX bytes: each ``x += '..'`` keeps a new copy
+      of the joined string, each ``x += [..]`` a new array of the joined list's items, and
+      the old ones stay allocated (a 1 MiB config could allocate gigabytes);
+    * octal escapes in quoted strings: ``xlu__cfgl_dequote`` parses ``\\NNN`` but never
+      stores the character (``'a\\101b'`` reads as ``'ab'``), a silently wrong value.
+      (``\\xNN`` is always refused by libxlutil itself.)"""
+    settings = copied = atoms = depth = list_start = 0
+    size: dict[bytes, int] = {}    # a key's value so far: string bytes or list items
+    key = b""
+    pending: tuple[bytes, bytes] | None = None   # (key, op) waiting for its value
+    in_list: tuple[bytes, bytes] | None = None   # (key, op) whose list is being read
+
+    def fail(msg: str, pos: int) -> ConfigError:
+        return ConfigError(msg, file=filename, line=data.count(b"\n", 0, pos) + 1)
+
+    def assign(k: bytes, op: bytes, n: int, unit: int, pos: int) -> None:
+        nonlocal copied
+        if op == b"+=":
+            size[k] = size.get(k, 0) + n
+            copied += size[k] * unit
+            if copied > APPEND_COPY_MAX:
+                raise fail(f"'+=' copies more than {APPEND_COPY_MAX} bytes (libxlutil keeps "
+                           "a copy of each joined value)", pos)
+        else:
+            size[k] = n
+
+    for m in _CFG_TOKENS.finditer(data):
+        kind = m.lastgroup
+        if kind == "c":
+            continue
+        if kind == "s" and b"\\" in m.group(0):
+            e = _CFG_OCTAL.search(m.group(0))
+            if e is not None:
+                i = m.start() + e.end() - 2
+                esc = re.match(rb"\\[0-7]{1,3}", data[i:i + 4])
+                shown = esc.group(0).decode() if esc else "\\N"
+                raise fail(f"octal escape {shown!r} in a quoted string: libxlutil drops such "
+                           "characters instead of decoding them; write the character itself",
+                           i)
+        if kind in ("s", "num"):
+            atoms += 1
+        if in_list is not None:
+            if kind == "lb":
+                depth += 1
+            elif kind == "rb":
+                depth -= 1
+                if not depth:
+                    # at most this many items, each a pointer in libxlutil's array
+                    assign(*in_list, atoms - list_start, 8, m.start())
+                    in_list = None
+            continue
+        if pending is not None:
+            k, op = pending
+            pending = None
+            if kind in ("s", "num"):
+                assign(k, op, m.end() - m.start(), 1, m.start())
+            elif kind == "lb":
+                in_list, depth, list_start = (k, op), 1, atoms
+            continue
+        if kind == "op":
+            settings += 1
+            if settings > SETTINGS_MAX:
+                raise fail(f"more than {SETTINGS_MAX} settings", m.start())
+            pending = (key, m.group(0))
+        elif kind == "id":
+            key = m.group(0)
+
+
+def _read_config_file(path: object) -> tuple[str, bytes]:
+    """(name for messages, bytes) of a config file, read in Python: only a regular file,
+    at most CONFIG_MAX bytes, opened non-blocking (a FIFO, a device or a directory is
+    refused from its stat before it is opened: reading one would hang or make flex exit)."""
+    try:
+        p = os.fspath(path)  # type: ignore[call-overload]
+    except TypeError:
+        raise ConfigTypeError(f"a config path must be str, bytes or os.PathLike, not "
+                              f"{type(path).__name__}") from None
+    if isinstance(p, bytes):
+        name = os.fsdecode(p)
+    else:
+        name = p
+    if "\0" in name:
+        raise ConfigError(f"NUL character in config path {_short(name)} (C would cut the "
+                          "path there)", file=name.split("\0", 1)[0])
+    try:
+        os.fsencode(name)
+    except UnicodeEncodeError:
+        raise ConfigError(f"config path {_short(name)} cannot be encoded", file=name) \
+            from None
+
+    def fail(e: OSError) -> ConfigError:
+        return ConfigError(f"cannot read config file: {e.strerror or e}", file=name)
+
+    kinds = ((_stat.S_ISDIR, "a directory"), (_stat.S_ISFIFO, "a FIFO"),
+             (_stat.S_ISCHR, "a character device"), (_stat.S_ISBLK, "a block device"),
+             (_stat.S_ISSOCK, "a socket"))
+
+    def check(st: os.stat_result) -> None:
+        if not _stat.S_ISREG(st.st_mode):
+            kind = next((k for f, k in kinds if f(st.st_mode)), "not a regular file")
+            raise ConfigError(f"cannot read config file: it is {kind}, not a regular "
+                              "file", file=name)
+        if st.st_size > CONFIG_MAX:
+            raise ConfigError(f"config of {st.st_size} bytes: at most {CONFIG_MAX} are "
+                              "accepted", file=name)
+
+    try:
+        check(os.stat(p))
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as e:
+        raise fail(e) from None
+    try:
+        check(os.fstat(fd))  # the same file as stat() saw (not swapped for a FIFO)
+        chunks, size = [], 0
+        while size <= CONFIG_MAX:
+            chunk = os.read(fd, CONFIG_MAX + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except BlockingIOError:
+        raise ConfigError("cannot read config file: reading it would block", file=name) \
+            from None
+    except OSError as e:
+        raise fail(e) from None
+    finally:
+        os.close(fd)
+    if size > CONFIG_MAX:  # a file that grows (or a /proc file, which says 0 bytes)
+        raise ConfigError(f"config of {size} bytes or more: at most {CONFIG_MAX} are "
+                          "accepted", file=name)
+    return name, b"".join(chunks)
+
+
 # ---------------------------------------------------------------------------------------
 # disks and vifs
 # ---------------------------------------------------------------------------------------
 
-def _disk(xlu: _Xlu, spec: str, *, line: int | None = None) -> DiskSpec:
+def _disk_guard(spec: object, *, file: str | None = None,
+                line: int | None = None) -> str:
+    """A disk spec that cannot kill the process in ``xlu_disk_parse``: str or bytes, no
+    NUL (the lexer gets ``strlen(spec)`` bytes), at most DISK_SPEC_MAX bytes (its
+    unchecked DFA state buffer), and no ``=`` right before a newline: a ``=`` the other
+    rules leave to the catch-all ``.`` rule switches the lexer to its LEXERR state, whose
+    only rule (``.*``) cannot match an empty line, and under ``%option nodefault`` flex then
+    calls ``exit(2)`` ("flex scanner jammed")."""
+    spec = _spec_text(spec, "disk", DISK_SPEC_MAX, file=file, line=line, key="disk")
+    if "=\n" in spec:
+        raise ConfigError(f"bad disk specification {_short(spec)}: '=' before a newline "
+                          "(libxlutil's disk lexer would exit the process)", file=file,
+                          line=line, key="disk")
+    return spec
+
+
+def _disk(xlu: _Xlu, spec: object, *, line: int | None = None) -> DiskSpec:
     ffi, lib = xlu.ffi, xlu.lib
+    spec = _disk_guard(spec, file=xlu.filename, line=line)
     disk = ffi.new("libxl_device_disk *")
     lib.libxl_device_disk_init(disk)
     try:
@@ -665,36 +923,42 @@ def disk_from_c(disk: Any, spec: str | None = None) -> DiskSpec:
         backend_domname=s_(disk.backend_domname), spec=spec)
 
 
-_MAC = re.compile(r"^[0-9a-fA-F]{1,2}(:[0-9a-fA-F]{1,2}){5}$")
+_MAC = re.compile(r"[0-9a-fA-F]{1,2}(:[0-9a-fA-F]{1,2}){5}")
+# libxlu_vif.c's regular expressions, in ASCII: rate=BYTES[@INTERVAL], without leading
+# zeros: libxlu reads both numbers with strtoull(.., 0), so "010Mb/s" would be octal 8 Mb/s
+# and "018Mb/s" one byte per second
+_RATE = re.compile(r"[1-9][0-9]*[GMK]?[Bb]/s(@[1-9][0-9]*[mu]?s?)?")
+_WS = " \t\n\r\f\v"
 
 
-def _nic(xlu: _Xlu, spec: str, *, line: int | None = None,
+def _nic(xlu: _Xlu, spec: object, *, line: int | None = None,
          warn: list | None = None) -> NicSpec:
     """Parse one vif spec the way xl's parse_nic_config does."""
     def err(msg: str, key: str | None = None) -> ConfigError:
         return ConfigError(msg if key is None else f"{key}: {msg}", file=xlu.filename,
                            line=line, key="vif")
 
+    spec = _spec_text(spec, "vif", VIF_SPEC_MAX, file=xlu.filename, line=line, key="vif")
     kw: dict = {}
     for item in spec.split(","):
-        item = item.strip()
+        item = item.strip(_WS)
         if not item:
             continue
         if "=" not in item:
-            raise err(f"vif parameter {item!r} is not key=value")
-        k, v = (x.strip() for x in item.split("=", 1))
+            raise err(f"vif parameter {_short(item)} is not key=value")
+        k, v = (x.strip(_WS) for x in item.split("=", 1))
         if k not in _VIF_KEYS:
-            raise err(f"unknown vif parameter {k!r}")
+            raise err(f"unknown vif parameter {_short(k)}")
         if k == "accel":
             if warn is not None:
                 warn.append(Ignored("vif", line, "the accel parameter for vifs is not "
                                     "supported by xl: ignored"))
             continue
-        if k == "netdev":
-            k = "bridge"
+        if k == "netdev":  # xl: "the netdev parameter is deprecated, use gatewaydev"
+            k = "gatewaydev"
         if k == "mac":
-            if not _MAC.match(v):
-                raise err(f"invalid mac address {v!r}", "mac")
+            if not _MAC.fullmatch(v):
+                raise err(f"invalid mac address {_short(v)}", "mac")
             v = ":".join("%02x" % int(x, 16) for x in v.split(":"))
         elif k == "type":
             t = v.lower()
@@ -704,37 +968,63 @@ def _nic(xlu: _Xlu, spec: str, *, line: int | None = None,
                 raise err(f"invalid vif type {v!r} (vif or ioemu)", "type")
             v = t
         elif k in ("mtu", "devid"):
-            try:
-                kw[k] = int(v, 0)
-            except ValueError:
-                raise err(f"invalid number {v!r}", k) from None
+            # xl: parse_ulong (strtoul, base 10); only plain ASCII decimal here, since
+            # strtoul would read "0x10" as 0 and "-1" as ULONG_MAX
+            if not re.fullmatch(r"[0-9]{1,12}", v):
+                raise err(f"invalid number {_short(v)} (decimal digits)", k)
+            n = int(v)
+            if k == "devid" and n > VIF_DEVID_MAX:
+                raise err(f"devid {n} out of range 0..{VIF_DEVID_MAX}", k)
+            if k == "mtu" and n and not MTU_MIN <= n <= MTU_MAX:
+                raise err(f"mtu {n} out of range {MTU_MIN}..{MTU_MAX} (0: the default)",
+                          k)
+            if k == "mtu" and not n:
+                kw.pop(k, None)
+            else:
+                kw[k] = n
             continue
         kw[k] = v
     if "rate" in kw:
+        rate = kw["rate"]
+        if not _RATE.fullmatch(rate):
+            # libxlu_vif.c's own regular expressions, checked first in Python: they are
+            # ASCII, and the rate goes to C as bytes
+            raise err(f"invalid rate {_short(rate)} (N[GMK]{{B,b}}/s[@N[m,u]s], N decimal "
+                      "without leading zeros)", "rate")
         ffi, lib = xlu.ffi, xlu.lib
         nic = ffi.new("libxl_device_nic *")
         lib.libxl_device_nic_init(nic)
         try:
-            rc = lib.xlu_vif_parse_rate(xlu.cfg, kw["rate"].encode(), nic)
+            # xlu_vif_parse_rate tests errno == ERANGE after strtoull without clearing it
+            # first: a stale ERANGE would fail a good rate ("rate overflow")
+            ffi.errno = 0
+            rc = lib.xlu_vif_parse_rate(xlu.cfg, rate.encode("ascii"), nic)
             if rc:
                 raise _error_from_report(xlu.report(), xlu.filename,
-                                         f"invalid rate {kw['rate']!r}", key="vif", line=line)
+                                         f"invalid rate {rate!r}", key="vif", line=line)
             kw["rate_bytes_per_interval"] = int(nic.rate_bytes_per_interval)
             kw["rate_interval_usecs"] = int(nic.rate_interval_usecs)
         finally:
             lib.libxl_device_nic_dispose(nic)
+        if not kw["rate_bytes_per_interval"]:
+            # libxl would write a credit of 0 bytes, which reads as "no limit"
+            raise err(f"rate {rate!r} is less than one byte per "
+                      f"{kw['rate_interval_usecs']} us interval (it would mean no limit)",
+                      "rate")
     kw.setdefault("mac", random_mac())
     return NicSpec(spec=spec, **kw)
 
 
-def parse_disk(spec: str) -> DiskSpec:
-    """One disk specification (xl-disk-configuration(5)) through ``xlu_disk_parse``."""
+def parse_disk(spec: str | bytes) -> DiskSpec:
+    """One disk specification (xl-disk-configuration(5)) through ``xlu_disk_parse``.
+    ConfigError (a ValueError) for a bad one, ConfigTypeError for a non-string."""
     with _Xlu("<disk>") as xlu:
         return _disk(xlu, spec)
 
 
-def parse_nic(spec: str) -> NicSpec:
-    """One vif specification (xl-network-configuration(5))."""
+def parse_nic(spec: str | bytes) -> NicSpec:
+    """One vif specification (xl-network-configuration(5)).
+    ConfigError (a ValueError) for a bad one, ConfigTypeError for a non-string."""
     with _Xlu("<vif>") as xlu:
         return _nic(xlu, spec)
 
@@ -743,7 +1033,23 @@ def parse_nic(spec: str) -> NicSpec:
 # the domain config
 # ---------------------------------------------------------------------------------------
 
-def _encode(text: str | bytes, filename: str) -> bytes:
+def _filename(filename: object) -> str:
+    if not isinstance(filename, str):
+        raise ConfigTypeError(f"filename must be str, not {type(filename).__name__}")
+    try:
+        if "\0" in filename:
+            raise UnicodeEncodeError("utf-8", filename, filename.index("\0"),
+                                     filename.index("\0") + 1, "NUL")
+        filename.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as e:
+        raise ConfigError(f"filename {_short(filename)}: character "
+                          f"{filename[e.start]!r} is not allowed") from None
+    return filename
+
+
+def _encode(text: object, filename: str) -> bytes:
+    """Config text as bytes libxlutil can read: str (UTF-8) or bytes, no NUL (its lexer
+    asserts on a string with a NUL in it), at most CONFIG_MAX bytes."""
     if isinstance(text, str):
         try:
             text = text.encode("utf-8", "surrogateescape")
@@ -751,7 +1057,13 @@ def _encode(text: str | bytes, filename: str) -> bytes:
             line = e.object.count("\n", 0, e.start) + 1
             raise ConfigError(f"cannot encode character {text[e.start]!r}", file=filename,
                               line=line) from None
+    elif not isinstance(text, (bytes, bytearray, memoryview)):
+        raise ConfigTypeError(f"config text must be str or bytes, not {type(text).__name__}",
+                              file=filename)
     data = bytes(text)
+    if len(data) > CONFIG_MAX:
+        raise ConfigError(f"config of {len(data)} bytes: at most {CONFIG_MAX} are accepted",
+                          file=filename)
     if b"\0" in data:
         raise ConfigError("NUL byte in config", file=filename,
                           line=data.count(b"\n", 0, data.index(b"\0")) + 1)
@@ -759,27 +1071,34 @@ def _encode(text: str | bytes, filename: str) -> bytes:
 
 
 def parse_file(path: str | os.PathLike, *, strict: bool = True) -> DomainConfig:
-    """Parse an xl domain config file. Raises ConfigError (with file, line, key)."""
-    path = os.fspath(path)
-    with _Xlu(path) as xlu:
-        _read(xlu, None, path)
-        return _interpret(xlu, strict=strict, source=path)
+    """Parse an xl domain config file. Raises ConfigError (with file, line, key).
+
+    The file is read here (a regular file of at most CONFIG_MAX bytes; a directory, FIFO,
+    device or socket is refused without reading it) and its bytes parsed as
+    :func:`parse_string` does."""
+    name, data = _read_config_file(path)
+    data = _encode(data, name)
+    with _Xlu(name) as xlu:
+        _read(xlu, data)
+        return _interpret(xlu, strict=strict, source=name)
 
 
 def parse_string(text: str | bytes, *, filename: str = "<string>",
                  strict: bool = True) -> DomainConfig:
     """Parse xl domain config text. Raises ConfigError (with file, line, key)."""
+    filename = _filename(filename)
     data = _encode(text, filename)
     with _Xlu(filename) as xlu:
-        _read(xlu, data, None)
+        _read(xlu, data)
         return _interpret(xlu, strict=strict, source=filename)
 
 
 def parse_raw(text: str | bytes, *, filename: str = "<string>") -> dict:
     """Every setting as libxlutil parsed it: ``{key: (value, line)}``, values str or lists."""
+    filename = _filename(filename)
     data = _encode(text, filename)
     with _Xlu(filename) as xlu:
-        _read(xlu, data, None)
+        _read(xlu, data)
         r = _Reader(xlu)
         return {k: (r.value(k), r.lines[k]) for k in r.order}
 
@@ -872,8 +1191,8 @@ def _interpret(xlu: _Xlu, *, strict: bool, source: str) -> DomainConfig:
         nics.append(_nic(xlu, spec, line=r.lines.get("vif"), warn=ignored))
 
     uuid = r.string("uuid")
-    if uuid is not None and not re.match(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}"
-                                         r"[0-9a-fA-F]{12}$", uuid):
+    if uuid is not None and not re.fullmatch(r"[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}"
+                                             r"[0-9a-fA-F]{12}", uuid):
         raise ConfigError(f"invalid uuid {uuid!r}", file=fname, line=r.lines["uuid"],
                           key="uuid")
 
@@ -882,11 +1201,13 @@ def _interpret(xlu: _Xlu, *, strict: bool, source: str) -> DomainConfig:
     hvm: dict = {}
     if dtype == DomainType.HVM:
         boot = r.string("boot")
-        if boot is not None and not re.match(r"^[acdn]{1,3}$", boot):
+        if boot is not None and not re.fullmatch(r"[acdn]{1,3}", boot):
             raise ConfigError(f"invalid boot order {boot!r}", file=fname,
                               line=r.lines["boot"], key="boot")
         hvm = dict(boot=boot, vnc=r.boolean("vnc"), vnclisten=r.string("vnclisten"),
-                   vncdisplay=r.long("vncdisplay", 0), vncunused=r.boolean("vncunused"),
+                   vncdisplay=r.long("vncdisplay", 0, VNCDISPLAY_MAX,
+                                     " (TCP port 5900 + vncdisplay)"),
+                   vncunused=r.boolean("vncunused"),
                    vncpasswd=r.string("vncpasswd"), keymap=r.string("keymap"),
                    sdl=r.boolean("sdl"), stdvga=r.boolean("stdvga"),
                    serial=tuple(r.string_list("serial", allow_string=True) or ()))
@@ -904,11 +1225,21 @@ def _interpret(xlu: _Xlu, *, strict: bool, source: str) -> DomainConfig:
                           line=r.lines.get("device_model_version"), key="device_model_version")
     dm_override = r.string("device_model_override")
 
+    # Xen's own limits, checked here: libxl would take them as they are (vcpus= sizes a
+    # bitmap, memory= is multiplied into kB) and fail, or overflow, much later
+    mem_why = " MiB (the size in kB must fit in libxl's 64-bit MemKB)"
+    if dtype == DomainType.PV:
+        max_vcpus, vcpu_why = PV_MAX_VCPUS, " (Xen's MAX_VIRT_CPUS for x86 PV guests)"
+    else:
+        max_vcpus, vcpu_why = HVM_MAX_VCPUS, (f" (Xen's HVM_MAX_VCPUS for {dtype.value} "
+                                              "guests)")
     cfg = DomainConfig(
         name=name, type=dtype, uuid=uuid,
         device_model_version=dm_version, device_model_override=dm_override,
-        memory=r.long("memory", 1), maxmem=r.long("maxmem", 1),
-        vcpus=r.long("vcpus", 1), maxvcpus=r.long("maxvcpus", 1),
+        memory=r.long("memory", 1, MEMORY_MAX_MIB, mem_why),
+        maxmem=r.long("maxmem", 1, MEMORY_MAX_MIB, mem_why),
+        vcpus=r.long("vcpus", 1, max_vcpus, vcpu_why),
+        maxvcpus=r.long("maxvcpus", 1, max_vcpus, vcpu_why),
         kernel=kernel, ramdisk=r.string("ramdisk"), cmdline=cmdline,
         bootloader=r.string("bootloader"),
         on_poweroff=action("on_poweroff", ShutdownAction.DESTROY),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import enum
+import re
 import weakref
 import errno as _errno
 from dataclasses import dataclass
@@ -415,7 +416,20 @@ def _parse_uuid(value: str | bytes | bytearray | UUID | None) -> bytes:
         return _uuidmod.uuid4().bytes
     if isinstance(value, (bytes, bytearray)) and len(value) == 16:
         return bytes(value)
-    return _uuidmod.UUID(str(value)).bytes
+    if isinstance(value, _uuidmod.UUID):
+        return value.bytes
+    if not isinstance(value, str):
+        raise XenInvalidArgumentError(_errno.EINVAL, call="xc_domain_create",
+                                      detail=f"a uuid is a str, UUID or 16 bytes, not "
+                                             f"{type(value).__name__}")
+    # UUID()'s own forms (braces, urn:uuid:, dashes anywhere), but hex digits only: the
+    # int(.., 16) inside UUID() would also take Unicode digits, "_", blanks and a sign
+    m = re.fullmatch(r"(?:urn:uuid:)?(\{)?([0-9a-fA-F-]+)(?(1)\})", value)
+    digits = m.group(2).replace("-", "") if m else ""
+    if len(digits) != 32:
+        raise XenInvalidArgumentError(_errno.EINVAL, call="xc_domain_create",
+                                      detail=f"invalid uuid {value[:40]!r}")
+    return bytes.fromhex(digits)
 
 
 def _has(name: str) -> bool:

@@ -47,8 +47,9 @@ if TYPE_CHECKING:
 
 _R = TypeVar("_R")
 
-__all__ = ["DeviceError", "DeviceSpecError", "DeviceBusyError", "BackendDomainError",
-           "DomainNotFoundError", "DeviceNotFoundError", "DeviceTimeout", "HotplugError",
+__all__ = ["DeviceError", "DeviceSpecError", "DeviceSpecTypeError", "DeviceBusyError",
+           "BackendDomainError", "DomainNotFoundError", "DeviceNotFoundError", "DeviceTimeout",
+           "HotplugError",
            "XenbusState", "DiskInfo", "NicInfo", "vdev_to_devid", "devid_to_vdev",
            "attach_disk", "attach_nic", "detach", "detach_disk", "detach_nic", "list_disks",
            "list_nics", "list_consoles", "ConsoleInfo", "LoopDevice"]
@@ -70,6 +71,10 @@ class DeviceError(PyxenError):
 class DeviceSpecError(DeviceError, ValueError):
     """A disk or vif spec is wrong (unknown key, missing target, read-only target with
     mode w, unsupported backend or network mode). Raised before anything is written."""
+
+
+class DeviceSpecTypeError(DeviceSpecError, TypeError):
+    """A spec, vdev or devid of the wrong Python type (``vdev_to_devid(None)``)."""
 
 
 class DeviceBusyError(DeviceError):
@@ -147,31 +152,46 @@ def _index_to_letters(i: int) -> str:
     return out
 
 
-_VDEV = re.compile(r"^(xvd|hd|sd)([a-z]+)(?:([1-9][0-9]*))?$")
-_DP = re.compile(r"^d([0-9]+)p([0-9]+)$")
+# libxl__device_disk_dev_number's forms, in ASCII, without the C quirks it also takes
+# (sscanf's %i reads d010p1 as disk 8, strtoul skips blanks and signs: "xvda +1"): those
+# are refused here rather than read another way
+_VDEV = re.compile(r"(xvd|hd|sd)([a-z]+)([1-9][0-9]*)?")
+_DP = re.compile(r"d(0|[1-9][0-9]*)p(0|[1-9][0-9]*)")
+# strtoul(vdev, &ep, 0) with nothing left over: decimal, 0x hex or 0 octal
+_VDEV_NUMBER = re.compile(r"[1-9][0-9]*|0[xX][0-9a-fA-F]+|0[0-7]*")
+VDEV_MAX = 32          # libxl's and Linux's vdev name buffer
+DEVID_MAX = 2**31 - 1  # a libxl_devid is a C int
 
 
 def vdev_to_devid(vdev: str) -> int:
     """The xenstore device number of a vdev, as libxl computes it: xvdX (202<<8 | disk<<4 |
     part, or the extended (1<<28 | disk<<8 | part) past 15 disks or 15 partitions), dNpM,
-    hdX (majors 3/22), sdX (major 8), or a plain number. DeviceSpecError otherwise."""
-    if not isinstance(vdev, str) or not vdev:
-        raise DeviceSpecError(f"invalid vdev {vdev!r}")
+    hdX (majors 3/22), sdX (major 8), or a plain number (decimal, 0x hex or 0 octal, as
+    strtoul reads it). DeviceSpecError otherwise (DeviceSpecTypeError for a non-str)."""
+    if not isinstance(vdev, str):
+        raise DeviceSpecTypeError(f"a vdev must be a str, not {type(vdev).__name__}")
+    if not vdev:
+        raise DeviceSpecError("invalid vdev '' (empty)")
+    if len(vdev) > VDEV_MAX:
+        raise DeviceSpecError(f"invalid vdev {vdev[:VDEV_MAX]!r}... (longer than "
+                              f"{VDEV_MAX} characters)")
     disk = part = None
-    m = _DP.match(vdev)
+    m = _DP.fullmatch(vdev)
     if m:
         disk, part = int(m.group(1)), int(m.group(2))
         kind = "xvd"
     else:
-        m = _VDEV.match(vdev)
+        m = _VDEV.fullmatch(vdev)
         if m:
             kind = m.group(1)
             disk = _letters_to_index(m.group(2))
             part = int(m.group(3)) if m.group(3) else 0
-        elif re.fullmatch(r"[0-9]+|0[xX][0-9a-fA-F]+", vdev):
-            n = int(vdev, 0)
-            if n > 0x7FFFFFFF:
-                raise DeviceSpecError(f"invalid vdev {vdev!r} (number too large)")
+        elif _VDEV_NUMBER.fullmatch(vdev):
+            n = int(vdev, 16) if vdev[1:2] in ("x", "X") else int(vdev, 8 if vdev[0] == "0"
+                                                                   else 10)
+            if n > DEVID_MAX:
+                raise DeviceSpecError(f"invalid vdev {vdev!r} (number larger than "
+                                      f"{DEVID_MAX})")
             return n
         else:
             raise DeviceSpecError(f"invalid vdev {vdev!r} (want xvdX, hdX, sdX or dNpM)")
@@ -191,19 +211,42 @@ def vdev_to_devid(vdev: str) -> int:
 
 
 def devid_to_vdev(devid: int) -> str:
-    """The inverse of vdev_to_devid (xvd, hd and sd numbers; others come back as digits)."""
+    """The inverse of vdev_to_devid (xvd, hd and sd numbers; others come back as digits).
+    DeviceSpecError for a devid outside 0..2^31-1 (DeviceSpecTypeError for a non-int)."""
     def name(prefix: str, disk: int, part: int) -> str:
         return prefix + _index_to_letters(disk) + (str(part) if part else "")
-    if devid & (1 << 28):
-        return name("xvd", (devid >> 8) & 0xFFFFF, devid & 0xFF)
+    if isinstance(devid, bool) or not isinstance(devid, int):
+        raise DeviceSpecTypeError(f"a devid must be an int, not {type(devid).__name__}")
+    if not 0 <= devid <= DEVID_MAX:
+        raise DeviceSpecError(f"invalid devid {devid} (0..{DEVID_MAX})")
+    # a name only where vdev_to_devid gives this very devid back; digits otherwise (an
+    # extended number of a small disk, an hd minor past hdb's, bits above 28)
+    if devid >> 28 == 1:
+        disk, part = (devid >> 8) & 0xFFFFF, devid & 0xFF
+        if disk > 15 or part > 15:
+            return name("xvd", disk, part)
+        return str(devid)
     major, minor = devid >> 8, devid & 0xFF
     if major == _XVD_MAJOR:
         return name("xvd", minor >> 4, minor & 15)
     if major == _SD_MAJOR:
         return name("sd", minor >> 4, minor & 15)
-    if major in _HD_MAJORS:
+    if major in _HD_MAJORS and minor >> 6 <= 1:
         return name("hd", _HD_MAJORS.index(major) * 2 + (minor >> 6), minor & 63)
     return str(devid)
+
+
+def _check_target(path: object) -> str:
+    """A disk target path that os calls take as it is: a str, no NUL, encodable."""
+    if not isinstance(path, str):
+        raise DeviceSpecTypeError(f"a disk target must be a str, not {type(path).__name__}")
+    if "\0" in path:
+        raise DeviceSpecError(f"disk target {path!r} contains a NUL character")
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError:
+        raise DeviceSpecError(f"disk target {path!r} cannot be encoded") from None
+    return path
 
 
 # ---------------------------------------------------------------------------------------
@@ -248,12 +291,13 @@ class LoopDevice:
         ``_interrupt.deferred_sigint()``, as :meth:`Devices.attach_disk` does."""
         flags = (LO_FLAGS_READ_ONLY if readonly else 0) | (LO_FLAGS_AUTOCLEAR if autoclear
                                                            else 0)
+        _check_target(filename)
         try:
             ffd = os.open(filename, os.O_RDONLY if readonly else os.O_RDWR)
         except OSError as e:
             raise HotplugError(e.errno, f"cannot open {filename}: {e.strerror}") from None
         try:
-            name = os.path.abspath(filename).encode()[:LO_NAME_SIZE - 1]
+            name = os.fsencode(os.path.abspath(filename))[:LO_NAME_SIZE - 1]
             info = _LOOP_INFO64.pack(0, 0, 0, 0, 0, 0, 0, 0, flags, name, b"", b"", 0, 0)
             last = None
             for _ in range(attempts):   # another process may grab the free one first
@@ -313,7 +357,7 @@ class LoopDevice:
     @staticmethod
     def backing_file_of(path: str) -> str | None:
         """The file a /dev/loopN is bound to (sysfs), or None when it is free."""
-        m = re.fullmatch(r"/dev/loop([0-9]+)", path or "")
+        m = re.fullmatch(r"/dev/loop([0-9]+)", path) if isinstance(path, str) else None
         if not m:
             return None
         try:
@@ -744,11 +788,16 @@ class Devices:
     def check_disk(self, dom: int | str, disk: str | DiskSpec) -> tuple[int, int, DiskSpec, int]:
         """Everything attach_disk checks before it writes: (domid, bdom, DiskSpec, devid,
         st_mode info). Raises the typed errors."""
-        if isinstance(disk, str):
+        if isinstance(disk, (str, bytes)):
             try:
                 disk = parse_disk(disk)
             except ConfigError as e:
                 raise DeviceSpecError(f"bad disk specification: {e.message}") from None
+        elif not isinstance(disk, DiskSpec):
+            raise DeviceSpecTypeError(f"a disk must be a spec string or a DiskSpec, not "
+                                      f"{type(disk).__name__}")
+        if disk.pdev_path is not None:
+            _check_target(disk.pdev_path)
         domid = self.domid(dom)
         bdom = self.domid(disk.backend_domname, backend=True) if disk.backend_domname else 0
         devid = vdev_to_devid(disk.vdev)
@@ -918,7 +967,10 @@ class Devices:
     def find_disk(self, domid: int, vdev: str | int) -> int:
         """A vbd's devid from its vdev or devid."""
         ids = self._devids(domid, "vbd")
-        if isinstance(vdev, int) or vdev.isdigit():
+        if isinstance(vdev, bool) or not isinstance(vdev, (int, str)):
+            raise DeviceSpecTypeError(f"a disk is named by a vdev or a devid, not a "
+                                      f"{type(vdev).__name__}")
+        if isinstance(vdev, int) or re.fullmatch(r"[0-9]{1,10}", vdev):
             n = int(vdev)
             if n in ids:
                 return n
@@ -938,11 +990,20 @@ class Devices:
 
     # -- nics ---------------------------------------------------------------------------
     def check_nic(self, dom: int | str, nic: str | NicSpec) -> tuple[int, int, NicSpec, int, str]:
-        if isinstance(nic, str):
+        if isinstance(nic, (str, bytes)):
             try:
                 nic = parse_nic(nic)
             except ConfigError as e:
                 raise DeviceSpecError(f"bad vif specification: {e.message}") from None
+        elif not isinstance(nic, NicSpec):
+            raise DeviceSpecTypeError(f"a vif must be a spec string or a NicSpec, not "
+                                      f"{type(nic).__name__}")
+        if nic.devid is not None and (isinstance(nic.devid, bool) or
+                                      not isinstance(nic.devid, int) or
+                                      not 0 <= nic.devid <= DEVID_MAX):
+            # -1 is libxl's "pick one", and a negative directory would be invisible to
+            # list_nics and detach
+            raise DeviceSpecError(f"vif devid {nic.devid!r} out of range 0..{DEVID_MAX}")
         domid = self.domid(dom)
         bdom = self.domid(nic.backend, backend=True) if nic.backend else 0
         if bdom != 0:
@@ -1065,7 +1126,10 @@ class Devices:
 
     def find_nic(self, domid: int, which: str | int) -> int:
         ids = self._devids(domid, "vif")
-        if isinstance(which, int) or str(which).isdigit():
+        if isinstance(which, bool) or not isinstance(which, (int, str)):
+            raise DeviceSpecTypeError(f"a vif is named by a devid or a mac, not a "
+                                      f"{type(which).__name__}")
+        if isinstance(which, int) or re.fullmatch(r"[0-9]{1,10}", which):
             if int(which) in ids:
                 return int(which)
         else:

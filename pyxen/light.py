@@ -30,6 +30,7 @@ import enum
 import errno as _errno
 import itertools
 import json
+import re
 import time
 import uuid as _uuid
 from dataclasses import dataclass
@@ -295,11 +296,14 @@ def parse_cpus(text: str, ncpus: int) -> frozenset:
     """An xl cpu list (``all``, ``3``, ``0-2,5``, ``^1``, ``all,^0``) as a set of cpus.
     Raises LibxlInvalid for anything else or cpus the host lacks."""
     out: set = set()
-    parts = [p.strip() for p in str(text).split(",")]
 
     def bad(why: str) -> LibxlInvalid:
-        return LibxlInvalid(-6, "INVAL", call="parse_cpus", detail=f"{text!r}: {why}")
+        shown = repr(text) if len(repr(text)) <= 80 else repr(text)[:80] + "..."
+        return LibxlInvalid(-6, "INVAL", call="parse_cpus", detail=f"{shown}: {why}")
 
+    if not isinstance(text, str):
+        raise bad(f"a cpu list is a str, not {type(text).__name__}")
+    parts = [p.strip(" \t") for p in text.split(",")]
     if not text or not all(parts):
         raise bad("empty cpu list")
     for part in parts:
@@ -308,13 +312,13 @@ def parse_cpus(text: str, ncpus: int) -> frozenset:
         if body == "all":
             rng = set(range(ncpus))
         else:
-            try:
-                if "-" in body:
-                    a, b = (int(x) for x in body.split("-", 1))
-                else:
-                    a = b = int(body)
-            except ValueError:
-                raise bad(f"{part!r} is not a cpu, a range or 'all'") from None
+            # ASCII decimal only (int() would take "1_0" and Unicode digits)
+            m = re.fullmatch(r"([0-9]+)(?:-([0-9]+))?", body)
+            if not m:
+                raise bad(f"{part[:20]!r} is not a cpu, a range or 'all'")
+            # (digits past 12 only make a bigger number: the cpu check refuses it)
+            a = int(m.group(1).lstrip("0")[:12] or "0")
+            b = a if m.group(2) is None else int(m.group(2).lstrip("0")[:12] or "0")
             if a < 0 or b < a:
                 raise bad(f"invalid range {part!r}")
             if b >= ncpus:
@@ -734,8 +738,8 @@ class Context(Handle):
         """A new libxl_device_disk (caller disposes) from a spec string (xlu_disk_parse,
         via pyxen.config) or a DiskSpec (libxl_device_disk_from_json)."""
         ffi, lib = self._ffi, self._lib
-        if isinstance(disk, str):
-            disk = parse_disk(disk)
+        if not isinstance(disk, DiskSpec):
+            disk = parse_disk(disk)  # a str or bytes spec; ConfigTypeError for the rest
         d = ffi.new("libxl_device_disk *")
         lib.libxl_device_disk_init(d)
         rc = lib.libxl_device_disk_from_json(self._p(), d,
@@ -812,8 +816,8 @@ class Context(Handle):
     def _nic_struct(self, nic: str | NicSpec) -> Any:
         """A new libxl_device_nic (caller disposes) from a vif spec string or a NicSpec."""
         ffi, lib = self._ffi, self._lib
-        if isinstance(nic, str):
-            nic = parse_nic(nic)
+        if not isinstance(nic, NicSpec):
+            nic = parse_nic(nic)  # a str or bytes spec; ConfigTypeError for the rest
         n = ffi.new("libxl_device_nic *")
         lib.libxl_device_nic_init(n)
         rc = lib.libxl_device_nic_from_json(self._p(), n,

@@ -35,6 +35,7 @@ import enum
 import errno as _errno
 import os
 import random
+import re
 import select
 import threading
 import time
@@ -119,6 +120,19 @@ class XenStorePathError(PyxenError, ValueError):
     """A path was rejected before any call: not a valid xenstore path."""
 
 
+class XenStorePathTypeError(XenStorePathError, TypeError):
+    """A path that is neither str nor bytes."""
+
+
+class XenStorePermsError(PyxenError, ValueError):
+    """A permission string or entry was rejected before any call (``"r0 q5"``, a domid
+    outside 0..65535)."""
+
+
+class XenStorePermsTypeError(XenStorePermsError, TypeError):
+    """Permissions of the wrong Python type."""
+
+
 _ERRORS = {
     _errno.ENOENT: XenStoreNotFound,
     _errno.EACCES: XenStorePermissionError,
@@ -149,9 +163,10 @@ def _raise(call: str, path: str | bytes | None = None) -> NoReturn:
 _VALID = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-/_@")
 _PATHS: dict[str | bytes, bytes] = {}  # path → validated bytes, for plain node paths
 _PATHS_MAX = 4096
+_SPECIAL_B = frozenset(p.encode() for p in SPECIAL_PATHS)
 
 
-def check_path(path: str | bytes, *, special: bool = False) -> bytes:
+def check_path(path: str | bytes | bytearray, *, special: bool = False) -> bytes:
     """Validate a xenstore path and return it encoded; raise XenStorePathError if bad.
 
     Absolute paths start with ``/`` (at most XENSTORE_ABS_PATH_MAX bytes); relative ones
@@ -168,7 +183,8 @@ def check_path(path: str | bytes, *, special: bool = False) -> bytes:
     elif isinstance(path, (bytes, bytearray)):
         b = bytes(path)
     else:
-        raise TypeError(f"xenstore path must be str or bytes, not {type(path).__name__}")
+        raise XenStorePathTypeError(f"xenstore path must be str or bytes, not "
+                                    f"{type(path).__name__}")
     if not b:
         raise XenStorePathError("empty xenstore path")
     if b"\0" in b:
@@ -176,7 +192,7 @@ def check_path(path: str | bytes, *, special: bool = False) -> bytes:
     if b[:1] == b"@":
         if not special:
             raise XenStorePathError(f"special path {path!r} is only valid for watches")
-        if b.decode() not in SPECIAL_PATHS:
+        if b not in _SPECIAL_B:
             raise XenStorePathError(f"unknown special path {path!r}; known: "
                                     + ", ".join(SPECIAL_PATHS))
         return b
@@ -206,13 +222,18 @@ def check_absolute(path: str | bytes) -> bytes:
     return b
 
 
-def _p2b(path: str | bytes) -> bytes:
-    """Cached check_path for the hot path."""
-    b = check_path(path)
-    if len(_PATHS) >= _PATHS_MAX:
-        _PATHS.clear()
-    _PATHS[path] = b
-    return b
+def _p2b(path: str | bytes | bytearray) -> bytes:
+    """Cached check_path for the hot path (str and bytes paths; a bytearray is checked
+    every time, being unhashable)."""
+    if type(path) is str or type(path) is bytes:
+        b = _PATHS.get(path)
+        if b is None:
+            b = check_path(path)
+            if len(_PATHS) >= _PATHS_MAX:
+                _PATHS.clear()
+            _PATHS[path] = b
+        return b
+    return check_path(path)
 
 
 def join(parent: str, child: str) -> str:
@@ -236,10 +257,13 @@ class Perm(enum.IntFlag):
 
     @classmethod
     def from_letter(cls, c: str) -> "Perm":
-        try:
-            return cls("nrwb".index(c))
-        except ValueError:
-            raise ValueError(f"permission letter must be one of n r w b, not {c!r}") from None
+        if not isinstance(c, str) or len(c) != 1 or c not in "nrwb":
+            raise XenStorePermsError(f"permission letter must be one of n r w b, not {c!r}")
+        return cls("nrwb".index(c))
+
+
+_PERM_ENTRY = re.compile(r"([nrwb])(0|[1-9][0-9]{0,5})")
+DOMID_MAX = 0xFFFF  # domid_t
 
 
 @dataclass(frozen=True)
@@ -276,16 +300,61 @@ class Permissions:
 
     @classmethod
     def parse(cls, text: str | Iterable[str]) -> "Permissions":
-        """From xenstore-chmod/-ls syntax: ``"n0 r5 b7"`` (first entry: owner and others)."""
-        words = text.split() if isinstance(text, str) else list(text)
+        """From xenstore-chmod/-ls syntax: ``"n0 r5 b7"`` (first entry: owner and others).
+        A domid is decimal without leading zeros (libxenstore reads ``r010`` as octal 8,
+        xenstore-chmod as 10), at most 65535. XenStorePermsError otherwise."""
+        if isinstance(text, str):
+            words = text.split()
+        elif isinstance(text, (bytes, bytearray)) or not isinstance(text, Iterable):
+            raise XenStorePermsTypeError(f"permissions must be a str or an iterable of str, "
+                                         f"not {type(text).__name__}")
+        else:
+            words = list(text)
         if not words:
-            raise ValueError("permissions need at least the owner entry")
+            raise XenStorePermsError("permissions need at least the owner entry")
         ents = []
         for w in words:
-            if len(w) < 2 or not w[1:].isdigit():
-                raise ValueError(f"bad permission entry {w!r} (want e.g. r0, b5)")
-            ents.append(DomainPerm(int(w[1:]), Perm.from_letter(w[0])))
+            if not isinstance(w, str):
+                raise XenStorePermsTypeError(f"a permission entry must be a str, not "
+                                             f"{type(w).__name__}")
+            m = _PERM_ENTRY.fullmatch(w)
+            if not m:
+                raise XenStorePermsError(f"bad permission entry {w[:40]!r} (want e.g. r0, "
+                                         "b5)")
+            domid = int(m.group(2))
+            if domid > DOMID_MAX:
+                raise XenStorePermsError(f"permission entry {w!r}: domid out of range "
+                                         f"0..{DOMID_MAX}")
+            ents.append(DomainPerm(domid, Perm.from_letter(m.group(1))))
         return cls(ents[0].domid, ents[0].perm, tuple(ents[1:]))
+
+
+def _perm_entries(perms: object) -> list[DomainPerm]:
+    """The DomainPerms of set_permissions' argument, each checked (XenStorePermsError)."""
+    if isinstance(perms, str):
+        perms = Permissions.parse(perms)
+    if isinstance(perms, Permissions):
+        ents = perms.entries()
+    elif isinstance(perms, (bytes, bytearray)) or not isinstance(perms, Iterable):
+        raise XenStorePermsTypeError(f"permissions must be Permissions, a str or DomainPerms, "
+                                     f"not {type(perms).__name__}")
+    else:
+        ents = list(perms)
+    if not ents:
+        raise XenStorePermsError("permissions need at least the owner entry")
+    out = []
+    for e in ents:
+        if not isinstance(e, DomainPerm):
+            raise XenStorePermsTypeError(f"a permission entry must be a DomainPerm, not "
+                                         f"{type(e).__name__}")
+        if isinstance(e.domid, bool) or not isinstance(e.domid, int) or \
+                not 0 <= e.domid <= DOMID_MAX:
+            raise XenStorePermsError(f"domid {e.domid!r} out of range 0..{DOMID_MAX}")
+        if isinstance(e.perm, bool) or not isinstance(e.perm, int) or \
+                not 0 <= int(e.perm) <= 3:
+            raise XenStorePermsError(f"permission {e.perm!r} is not a Perm")
+        out.append(DomainPerm(e.domid, Perm(int(e.perm))))
+    return out
 
 
 @dataclass(frozen=True)
@@ -494,17 +563,11 @@ class XenStore(Handle):
     def set_permissions(self, path: str | bytes, perms: Permissions | str | Iterable[DomainPerm],
                         tx: int = 0) -> None:
         """``xs_set_permissions``; ``perms`` as Permissions, ``"n0 r5"`` or DomainPerms."""
-        if isinstance(perms, str):
-            perms = Permissions.parse(perms)
-        ents = perms.entries() if isinstance(perms, Permissions) else list(perms)
-        if not ents:
-            raise ValueError("permissions need at least the owner entry")
+        ents = _perm_entries(perms)
         arr = _ffi.new("struct xs_permissions[]", len(ents))
         for i, e in enumerate(ents):
-            if not 0 <= e.domid < 0x10000:
-                raise ValueError(f"domid {e.domid} out of range")
             arr[i].id = e.domid
-            arr[i].perms = int(Perm(e.perm))
+            arr[i].perms = int(e.perm)
         if not _lib.xs_set_permissions(self._p(), tx, _p2b(path), arr, len(ents)):
             _raise("xs_set_permissions", path)
 

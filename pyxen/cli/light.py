@@ -72,13 +72,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_vcpu_set)
 
 
+class MemorySizeError(UsageError, ValueError):
+    """A memory size that is not a number with an optional b/k/m/g/t suffix, or too big."""
+
+
+MEM_KB_MAX = 2**63 - 1  # xl's parse_mem_size_kb is an int64_t, as libxl's target_memkb
+
+
 def parse_mem_kb(text: str) -> int:
-    """xl's parse_mem_size_kb: a number with an optional b/k/m/g/t suffix (default m)."""
-    m = re.fullmatch(r"\s*(\d+)([bkmgtBKMGT]?)\s*", text)
+    """xl's parse_mem_size_kb: a number with an optional b/k/m/g/t suffix (default m),
+    in kB, at most 2^63-1 kB. ASCII digits only; MemorySizeError otherwise."""
+    if not isinstance(text, str):
+        raise MemorySizeError(f"invalid memory size: a {type(text).__name__}, not a str")
+    m = re.fullmatch(r"[ \t]*([0-9]{1,25})([bkmgtBKMGT]?)[ \t]*", text)
     if not m:
-        raise UsageError(f"invalid memory size: {text}")
+        raise MemorySizeError(f"invalid memory size: {text[:40]!r}")
     n, unit = int(m.group(1)), m.group(2).lower() or "m"
-    return {"b": n >> 10, "k": n, "m": n << 10, "g": n << 20, "t": n << 30}[unit]
+    kb = {"b": n >> 10, "k": n, "m": n << 10, "g": n << 20, "t": n << 30}[unit]
+    if kb > MEM_KB_MAX:
+        raise MemorySizeError(f"invalid memory size: {text.strip()} is more than "
+                              f"{MEM_KB_MAX} kB")
+    return kb
 
 
 def _ctx() -> Context:
