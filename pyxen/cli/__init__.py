@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(e)
     except BrokenPipeError:
         return 0
+    except OSError as e:     # a file or device the operation needed (one line, as xl)
+        return fail(e)
     except KeyboardInterrupt:
         return 130
 

@@ -111,3 +111,11 @@ def test_cli_exit_statuses_are_xls():
     usage = run("no-such-verb")
     assert usage.returncode == 2
     assert run("virt-caps", "--json").returncode == 0
+
+
+def test_cli_failure_is_one_error_line(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pyxen", "create", str(tmp_path / "nope.cfg")],
+                       capture_output=True, text=True, cwd="/")
+    assert r.returncode == 1, r
+    errors = [line for line in r.stderr.splitlines() if line.startswith("pyxen: ")]
+    assert len(errors) == 1 and "nope.cfg" in errors[0], r.stderr  # (xl's "Parsing config")
