@@ -58,6 +58,7 @@ SCRIPT_DIR = "/etc/xen/scripts"
 DEFAULT_BRIDGE = "xenbr0"
 DEFAULT_TIMEOUT = 60.0     # libxl: LIBXL_INIT_TIMEOUT (10 s); emulated, loaded labs are slow
 DESTROY_TIMEOUT = 10.0     # libxl: LIBXL_DESTROY_TIMEOUT
+LOOP_RECORD = "pyxen-loop"  # mirror node: "<loop device> <st_dev>:<st_ino>" of a file disk
 
 
 # ---------------------------------------------------------------------------------------
@@ -256,6 +257,7 @@ def _check_target(path: object) -> str:
 LOOP_SET_FD = 0x4C00
 LOOP_CLR_FD = 0x4C01
 LOOP_SET_STATUS64 = 0x4C04
+LOOP_GET_STATUS64 = 0x4C05
 LOOP_CONFIGURE = 0x4C0A
 LOOP_CTL_GET_FREE = 0x4C82
 LO_FLAGS_READ_ONLY = 1
@@ -276,6 +278,7 @@ class LoopDevice:
     number: int
     rdev: int
     backing_file: str
+    backing_id: str = ""     # "st_dev:st_ino" of the bound file (survives renames, deletes)
 
     @classmethod
     def attach(cls, filename: str, *, readonly: bool, autoclear: bool = True,
@@ -340,7 +343,9 @@ class LoopDevice:
                     raise
                 try:
                     _interrupt.point("devices.loop_bound")
-                    return cls(path, num, os.fstat(lfd).st_rdev, filename), lfd
+                    fst = os.fstat(ffd)
+                    return cls(path, num, os.fstat(lfd).st_rdev, filename,
+                               f"{fst.st_dev}:{fst.st_ino}"), lfd
                 except BaseException:
                     with _interrupt.deferred_sigint():
                         try:
@@ -353,6 +358,26 @@ class LoopDevice:
                                f"no loop device could be bound to {filename}")
         finally:
             os.close(ffd)
+
+    @staticmethod
+    def backing_id_of(path: str) -> str | None:
+        """``"st_dev:st_ino"`` of the file a /dev/loopN is bound to (LOOP_GET_STATUS64:
+        lo_device, lo_inode), or None when it is free or not a loop device. Unlike the
+        sysfs name it names the same file after a rename or an unlink."""
+        if not re.fullmatch(r"/dev/loop[0-9]+", path or ""):
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            raw = fcntl.ioctl(fd, LOOP_GET_STATUS64, bytes(_LOOP_INFO64.size))
+        except OSError:
+            return None             # ENXIO: not bound
+        finally:
+            os.close(fd)
+        lo_device, lo_inode = _LOOP_INFO64.unpack(raw)[:2]
+        return f"{lo_device}:{lo_inode}"
 
     @staticmethod
     def backing_file_of(path: str) -> str | None:
@@ -911,6 +936,8 @@ class Devices:
                     raise DeviceError(f"vbd {disk.vdev}: {be} vanished during attach")
                 for k, v in hp.items():
                     t.write(f"{be}/{k}", v)
+                if loop is not None:    # what detach releases: this file's loop, nothing else
+                    t.write(f"{lx}/{LOOP_RECORD}", f"{loop.path} {loop.backing_id}")
             self.xs.transact(body)
             _interrupt.point("devices.vbd_hotplug")
             if wait:
@@ -1212,6 +1239,7 @@ class Devices:
         be = self._backend_of(domid, kind, devid)
         gb = (lambda k: _s(self.xs.get(f"{be}/{k}"))) if be else (lambda k: None)
         params, node = gb("params"), gb("node")
+        loop_record = _s(self.xs.get(f"{lx}/{LOOP_RECORD}"))   # the mirror is dom0's
         bridge, ifname = gb("bridge"), gb("vifname") or f"vif{domid}.{devid}"
         clean = True
         if be and self.xs.exists(be):
@@ -1236,10 +1264,30 @@ class Devices:
         if kind == "vif" and bridge:
             unslave(ifname, bridge)
         self._remove_entries(fe, be or self.paths(domid, kind, devid)[1], lx)
-        if kind == "vbd" and node and params and os.path.isfile(params) \
-                and LoopDevice.backing_file_of(node) == os.path.realpath(params):
+        if kind == "vbd" and node and self._loop_is_the_disks(node, params, loop_record):
             self._release_loop(node)
         return clean
+
+    @staticmethod
+    def _loop_is_the_disks(node: str, params: str | None, record: str | None) -> bool:
+        """Is the loop device ``node`` (the backend's, dom0-owned) the one bound for this
+        disk? pyxen's attach recorded the device and its file's identity in the mirror
+        (``pyxen-loop``): that holds however the file was renamed, deleted or named
+        (relative paths). A loop device xl's block script made is matched by the file
+        its ``params`` names, by identity where the file still exists."""
+        current = LoopDevice.backing_id_of(node)
+        if current is None:
+            return False
+        if record:
+            dev, _, ident = record.partition(" ")
+            return dev == node and ident == current
+        if not params:
+            return False
+        try:
+            st = os.stat(params)
+        except OSError:
+            return False
+        return stat.S_ISREG(st.st_mode) and f"{st.st_dev}:{st.st_ino}" == current
 
     @staticmethod
     def _release_loop(node: str, timeout: float = 10.0) -> None:

@@ -285,3 +285,48 @@ def test_device_attach_interrupted_at_every_step_leaves_nothing(running, xs):
             assert wait_for(lambda: not loops_of(IMG), 15)
     finally:
         os.unlink(IMG)
+
+
+def loop_bound(dev: str) -> bool:
+    return os.path.exists(f"/sys/block/{os.path.basename(dev)}/loop/backing_file")
+
+
+@pytest.mark.parametrize("change", ["renamed", "deleted", "relative"])
+def test_detach_releases_the_loop_device_whatever_became_of_the_file(running, change):
+    """The loop device pyxen bound is released at detach even when the target was given
+    as a relative path, or renamed or deleted while attached (the device has no autoclear
+    here, so nothing else would free it)."""
+    import pyxen.devices as D
+    domid = running
+    work = "/var/tmp/pyxen-intr-dir"
+    os.makedirs(work, exist_ok=True)
+    img = os.path.join(work, "disk.img")
+    with open(img, "wb") as f:
+        f.truncate(4 << 20)
+    cwd = os.getcwd()
+    try:
+        target = img
+        if change == "relative":
+            os.chdir(work)
+            target = "disk.img"
+        with D.Devices() as dev:
+            # wait=False binds without autoclear: only detach's release frees the device
+            info = dev.attach_disk(domid, f"format=raw, vdev=xvdd, access=rw, target={target}",
+                                   wait=False)
+            assert wait_for(lambda: dev.disk_info(domid, info.devid).state
+                            == D.XenbusState.CONNECTED, 60)
+            node = dev.disk_info(domid, info.devid).physical_device_path
+            assert node and node.startswith("/dev/loop") and loop_bound(node)
+            if change == "renamed":
+                os.rename(img, img + ".moved")
+            elif change == "deleted":
+                os.unlink(img)
+            os.chdir("/")
+            assert dev.detach(domid, "vbd", "xvdd")
+            assert wait_for(lambda: not loop_bound(node), 15), f"{node} still bound"
+            assert not dev.list_disks(domid)
+    finally:
+        os.chdir(cwd)
+        for p in (img, img + ".moved"):
+            if os.path.exists(p):
+                os.unlink(p)
