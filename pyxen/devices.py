@@ -546,7 +546,6 @@ def _int(v: Any, default: int = -1) -> int:
 
 
 _UINT = re.compile(r"[0-9]{1,10}")
-_PTS = re.compile(r"/dev/pts/(0|[1-9][0-9]{0,6})")
 _DEVID = re.compile(r"0|[1-9][0-9]{0,9}")
 #: the backend kinds a frontend kind can have (libxl: qdisk is a vbd served by qemu)
 _BACKEND_KINDS = {"vbd": ("vbd", "qdisk", "vbd3"), "vif": ("vif",), "console": ("console",)}
@@ -798,19 +797,23 @@ class Devices:
                 pass
         return None
 
+    def _not_found(self, domid: int, kind: str, devid: int, message: str) -> DeviceNotFoundError:
+        """DeviceNotFoundError(message), saying why when the guest has a frontend for
+        ``devid`` that dom0 has no record of (a guest can write its frontend directories:
+        what they say is not acted on)."""
+        fe, _, lx = self.paths(domid, kind, devid)
+        if devid >= 0 and self.xs.exists(fe):
+            message += (f": there is a frontend {fe}, but no {lx} mirror and no backend "
+                        f"/local/domain/0/backend/{kind}/{domid}/{devid} dom0 can trust "
+                        "(the frontend's own backend node is the guest's and is not used)")
+        return DeviceNotFoundError(message)
+
     def _trusted_backend(self, domid: int, kind: str, devid: int) -> tuple[str, int]:
         """(backend path, backend domid) of a device, from dom0-owned nodes only;
         DeviceNotFoundError naming what is missing when there are none."""
         be = self._backend_of(domid, kind, devid)
         if be is None:
-            fe, _, lx = self.paths(domid, kind, devid)
-            if self.xs.exists(fe):
-                raise DeviceNotFoundError(
-                    f"domain {domid} has no {kind} {devid} dom0 can trust: there is a "
-                    f"frontend {fe} but no {lx} mirror and no dom0-owned backend "
-                    f"/local/domain/0/backend/{kind}/{domid}/{devid} (the frontend's own "
-                    "backend node is the guest's and is not used)")
-            raise DeviceNotFoundError(f"domain {domid} has no {kind} {devid}")
+            raise self._not_found(domid, kind, devid, f"domain {domid} has no {kind} {devid}")
         bdom = _backend_domid(be, kind, domid, devid)
         assert bdom is not None, "_backend_of returns checked paths"
         return be, bdom
@@ -1003,7 +1006,7 @@ class Devices:
             n = -1                      # (no devid)
         if n in ids:
             return n
-        raise DeviceNotFoundError(f"domain {domid} has no disk {vdev}")
+        raise self._not_found(domid, "vbd", n, f"domain {domid} has no disk {vdev}")
 
     # -- nics ---------------------------------------------------------------------------
     def check_nic(self, dom: int | str, nic: str | NicSpec) -> tuple[int, int, NicSpec, int, str]:
@@ -1135,12 +1138,16 @@ class Devices:
             for d in ids:
                 if self._nic_mac(domid, d) == str(which).lower():
                     return d
-        raise DeviceNotFoundError(f"domain {domid} has no vif {which}")
+        n = int(which) if isinstance(which, int) or str(which).isdigit() else -1
+        raise self._not_found(domid, "vif", n, f"domain {domid} has no vif {which}")
 
     # -- consoles -----------------------------------------------------------------------
     def list_consoles(self, dom: int | str) -> list[ConsoleInfo]:
         """The domain's PV consoles from xenstore (primary first). Attaching secondary
-        consoles is not offered: in Xen 4.17 only a device model (qemu) serves them."""
+        consoles is not offered: in Xen 4.17 only a device model (qemu) serves them.
+        ``tty`` is None unless it passes pyxen.guest.check_console_pty (the node is in
+        the guest's directory)."""
+        from .guest import ConsoleTtyError, check_console_pty
         domid = self.domid(dom)
         out = []
         # the secondary consoles dom0 knows of (mirror, dom0's backends), not the guest's
@@ -1158,10 +1165,14 @@ class Devices:
                 be = None
             bid = _backend_domid(be, "console", domid, devid)
             tty = gf("tty")             # xenconsoled's, but in the guest's directory
+            if tty:
+                try:
+                    tty = check_console_pty(domid, tty, xs=self.xs)
+                except ConsoleTtyError:
+                    tty = None
             out.append(ConsoleInfo(domid=domid, devid=devid, frontend=fe, backend=be,
                                    backend_id=-1 if bid is None else bid, type=gf("type"),
-                                   output=gf("output"),
-                                   tty=tty if tty and _PTS.fullmatch(tty) else None,
+                                   output=gf("output"), tty=tty or None,
                                    port=_uint(gf("port")), ring_ref=_uint(gf("ring-ref"))))
         return out
 

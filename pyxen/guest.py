@@ -334,13 +334,22 @@ def resolve(domain: str | int, xs: _xenstore.XenStore | None = None) -> int:
     own = xs is None
     xs = xs or _xenstore.open()
     try:
-        names = domain_names(xs)
+        # names are in the domains' own directories: two domains claiming one name are
+        # refused, not resolved to whichever is listed last
+        ids = xs.ls("/local/domain")
+        claims = [int(d) for d in ids if d.isdigit()
+                  and xs.get(f"/local/domain/{d}/name") == str(domain).encode()]
+    except _xenstore.XenStoreNotFound:
+        claims = []
     finally:
         if own:
             xs.close()
-    if domain not in names:
+    if not claims:
         raise DomainNotFoundError(f"{domain} is an invalid domain identifier")
-    return names[domain]
+    if len(claims) > 1:
+        raise DomainNotFoundError(f"{printable(str(domain))} is ambiguous: domains "
+                                  f"{', '.join(map(str, claims))} all have that name")
+    return claims[0]
 
 
 def _rm_quiet(xs: _xenstore.XenStore, path: str) -> None:
