@@ -20,6 +20,18 @@ for Closed (forcing after ``timeout``), removes frontend, backend and mirror, an
 the loop device. ``list_disks`` / ``list_nics`` read xenstore like ``xl block-list`` /
 ``xl network-list``. Devices added by ``xl`` are listed and detachable here and the other
 way round, because both sides use the same xenstore layout.
+
+Guests are not trusted (XSA-175): everything under ``/local/domain/<domid>`` is treated as
+the guest's, frontend directories included. Which devices a domain has, where their
+backends are, and what detach writes to, removes, releases (loop device) or unbridges all
+come from dom0-owned nodes only: the ``/libxl/<domid>/device`` mirror, whose ``backend``
+must be exactly ``/local/domain/<bdom>/backend/<kind>/<domid>/<devid>``, or, for a device
+without a mirror, dom0's own backend directory ``/local/domain/0/backend/<kind>/<domid>/
+<devid>``. Loop devices and bridges are released only for backends in dom0. A device with
+neither is refused with :class:`DeviceNotFoundError`; the frontend's own ``backend`` and
+``backend-id`` nodes are never read. Listings still show the frontend's state, event
+channel and ring reference (what the guest reports about itself, as ``xl`` shows them),
+parsed as bounded numbers; ``row()`` escapes anything not printable.
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
 from . import _interrupt
+from ._text import printable
 from .config import ConfigError, DiskSpec, NicSpec, parse_disk, parse_nic
 from .errors import DomainNotFoundError as _DomainNotFoundError
 from .errors import PyxenError
@@ -530,7 +543,7 @@ class DiskInfo:
         return "%-5d %-3d %-6d %-5d %-6d %-8d %-30s" % (
             self.devid, self.backend_id, self.frontend_id,
             int(self.state) if self.state is not None else -1, self.evtch, self.rref,
-            self.backend or "")
+            printable(self.backend))
 
     def to_json(self) -> dict:
         d = {k: getattr(self, k) for k in ("domid", "devid", "vdev", "backend_id",
@@ -565,9 +578,9 @@ class NicInfo:
     def row(self) -> str:
         """The line ``xl network-list`` prints for this vif."""
         return "%-3d %-2d %-17s%6d %5d %6d %5d/%-11d %-30s" % (
-            self.devid, self.backend_id, self.mac, self.devid,
+            self.devid, self.backend_id, printable(self.mac), self.devid,
             int(self.state) if self.state is not None else -1, self.evtch, self.rref_tx,
-            self.rref_rx, self.backend or "")
+            self.rref_rx, printable(self.backend))
 
     def to_json(self) -> dict:
         d = {k: getattr(self, k) for k in ("domid", "devid", "backend_id", "mac", "evtch",
@@ -620,6 +633,36 @@ def _int(v: Any, default: int = -1) -> int:
         return default
 
 
+_UINT = re.compile(r"[0-9]{1,10}")
+_DEVID = re.compile(r"0|[1-9][0-9]{0,9}")
+#: the backend kinds a frontend kind can have (libxl: qdisk is a vbd served by qemu)
+_BACKEND_KINDS = {"vbd": ("vbd", "qdisk", "vbd3"), "vif": ("vif",), "console": ("console",)}
+_BACKEND_PATH = re.compile(
+    r"/local/domain/(0|[1-9][0-9]{0,4})/backend/([a-z0-9]+)/(0|[1-9][0-9]{0,4})/"
+    r"(0|[1-9][0-9]{0,9})")
+
+
+def _uint(v: bytes | str | None, default: int = -1) -> int:
+    """A number a guest wrote (event channel, grant reference): decimal digits only, at
+    most 32 bits, else ``default`` (int() would also take " 7", "+7" or "7_0")."""
+    text = _s(v) if isinstance(v, bytes) else v
+    if text is None or not _UINT.fullmatch(text) or int(text) > 0xFFFFFFFF:
+        return default
+    return int(text)
+
+
+def _backend_domid(path: str | None, kind: str, domid: int, devid: int) -> int | None:
+    """The backend domain of ``path`` if it is exactly the backend directory of ``kind``
+    ``devid`` of ``domid`` (``/local/domain/<bdom>/backend/<kind>/<domid>/<devid>``,
+    libxl__backendpath_parse_domid made strict); None for anything else."""
+    m = _BACKEND_PATH.fullmatch(path) if path else None
+    if m is None or m.group(2) not in _BACKEND_KINDS.get(kind, (kind,)) \
+            or int(m.group(3)) != domid or int(m.group(4)) != devid:
+        return None
+    bdom = int(m.group(1))
+    return bdom if bdom < 0x7FF0 else None
+
+
 class Devices:
     """Device operations over one xenstore handle (and a ctrl handle for domain checks).
     Module-level functions open both on demand."""
@@ -664,13 +707,18 @@ class Devices:
         if isinstance(dom, int) or (isinstance(dom, str) and dom.isdigit()):
             domid = int(dom)
         else:
-            domid = None
-            for d in self.xs.ls("/local/domain"):
-                if _s(self.xs.get(f"/local/domain/{d}/name")) == dom and d.isdigit():
-                    domid = int(d)
-                    break
-        if domid is None:
-            raise err(f"{what} {dom!r} does not exist")
+            # a name is what a domain's own xenstore directory says: if two live domains
+            # claim one name, refuse rather than act on whichever is listed first
+            claims = [int(d) for d in self.xs.ls("/local/domain") if _DEVID.fullmatch(d)
+                      and _s(self.xs.get(f"/local/domain/{d}/name")) == dom]
+            if len(claims) > 1:
+                claims = [c for c in claims if self._alive(c)]
+            if len(claims) > 1:
+                raise err(f"{what} name {printable(dom)!r} is ambiguous: domains "
+                          f"{', '.join(map(str, claims))} all claim it; use a domid")
+            if not claims:
+                raise err(f"{what} {dom!r} does not exist")
+            domid = claims[0]
         if domid < 0 or domid >= 0x7FF0 or not self._alive(domid):
             raise err(f"{what} {dom} does not exist")
         return domid
@@ -683,11 +731,19 @@ class Devices:
                 f"/local/domain/{bdom}/backend/{kind}/{domid}/{devid}",
                 f"/libxl/{domid}/device/{kind}/{devid}")
 
-    def _devids(self, domid: int, kind: str) -> set[int]:
+    def _devids(self, domid: int, kind: str, *, frontends: bool = False) -> set[int]:
+        """The domain's ``kind`` devices dom0 knows of: the ``/libxl`` mirror's and dom0's
+        own backend directories (both dom0's). ``frontends``: also the guest's frontend
+        directories (only to refuse attaching over one, never to act on)."""
+        bases = [f"/libxl/{domid}/device/{kind}"]
+        bases += [f"/local/domain/0/backend/{b}/{domid}" for b in _BACKEND_KINDS.get(kind, (kind,))]
+        if frontends:
+            bases.append(f"/local/domain/{domid}/device/{kind}")
         ids: set[int] = set()
-        for base in (f"/local/domain/{domid}/device/{kind}", f"/libxl/{domid}/device/{kind}"):
+        for base in bases:
             try:
-                ids.update(int(x) for x in self.xs.ls(base) if x.isdigit())
+                ids.update(int(x) for x in self.xs.ls(base)
+                           if _DEVID.fullmatch(x) and int(x) <= 0x7FFFFFFF)
             except self._X.XenStoreNotFound:
                 pass
         return ids
@@ -806,8 +862,49 @@ class Devices:
         self.xs.transact(body)
 
     def _backend_of(self, domid: int, kind: str, devid: int) -> str | None:
+        """The device's backend directory from dom0-owned nodes only (XSA-175): the
+        ``/libxl`` mirror's ``backend``, which must be exactly ``/local/domain/<bdom>/
+        backend/<kind>/<domid>/<devid>`` (DeviceError otherwise), or for a device without
+        a mirror dom0's own backend directory, if dom0 owns it. Never the frontend's
+        ``backend`` node: the guest writes that one. None if there is neither."""
+        lx = self.paths(domid, kind, devid)[2]
+        raw = self.xs.get(f"{lx}/backend")
+        if raw is not None:
+            be = _s(raw)
+            if _backend_domid(be, kind, domid, devid) is None:
+                raise DeviceError(f"{lx}/backend is {printable(be)!r}, not the backend "
+                                  f"directory of {kind} {devid} of domain {domid}; refusing "
+                                  "to act on it")
+            return be
+        for bkind in _BACKEND_KINDS.get(kind, (kind,)):
+            be = f"/local/domain/0/backend/{bkind}/{domid}/{devid}"
+            try:
+                if self.xs.get_permissions(be).owner == 0:
+                    return be
+            except self._X.XenStoreNotFound:
+                pass
+        return None
+
+    def _not_found(self, domid: int, kind: str, devid: int, message: str) -> DeviceNotFoundError:
+        """DeviceNotFoundError(message), saying why when the guest has a frontend for
+        ``devid`` that dom0 has no record of (a guest can write its frontend directories:
+        what they say is not acted on)."""
         fe, _, lx = self.paths(domid, kind, devid)
-        return _s(self.xs.get(f"{lx}/backend")) or _s(self.xs.get(f"{fe}/backend"))
+        if devid >= 0 and self.xs.exists(fe):
+            message += (f": there is a frontend {fe}, but no {lx} mirror and no backend "
+                        f"/local/domain/0/backend/{kind}/{domid}/{devid} dom0 can trust "
+                        "(the frontend's own backend node is the guest's and is not used)")
+        return DeviceNotFoundError(message)
+
+    def _trusted_backend(self, domid: int, kind: str, devid: int) -> tuple[str, int]:
+        """(backend path, backend domid) of a device, from dom0-owned nodes only;
+        DeviceNotFoundError naming what is missing when there are none."""
+        be = self._backend_of(domid, kind, devid)
+        if be is None:
+            raise self._not_found(domid, kind, devid, f"domain {domid} has no {kind} {devid}")
+        bdom = _backend_domid(be, kind, domid, devid)
+        assert bdom is not None, "_backend_of returns checked paths"
+        return be, bdom
 
     # -- disks --------------------------------------------------------------------------
     def check_disk(self, dom: int | str, disk: str | DiskSpec) -> tuple[int, int, DiskSpec, int]:
@@ -853,7 +950,7 @@ class Devices:
         else:
             raise DeviceSpecError("disks backed by a driver domain need that domain's own "
                                   "hotplug handling; pyxen.devices serves backend domain 0")
-        if devid in self._devids(domid, "vbd"):
+        if devid in self._devids(domid, "vbd", frontends=True):
             raise DeviceBusyError(f"vdev {disk.vdev} (devid {devid}) is already in use in "
                                   f"domain {domid}")
         return domid, bdom, disk, devid
@@ -957,14 +1054,16 @@ class Devices:
                 os.close(lfd)
 
     def disk_info(self, domid: int, devid: int) -> DiskInfo:
+        """One vbd as dom0 knows it: backend path and id from the mirror (or dom0's own
+        backend directory), the disk from the mirror or that backend; from the guest's
+        frontend only its state, event channel and ring reference, as bounded numbers.
+        DeviceNotFoundError for a device with no trusted backend."""
         fe, _, lx = self.paths(domid, "vbd", devid)
-        be = self._backend_of(domid, "vbd", devid)
-        if be is None and not self.xs.exists(fe):
-            raise DeviceNotFoundError(f"domain {domid} has no vbd {devid}")
+        be, bdom = self._trusted_backend(domid, "vbd", devid)
         src = lx if self.xs.exists(f"{lx}/params") or self.xs.exists(f"{lx}/dev") else be
-        g = (lambda k: _s(self.xs.get(f"{src}/{k}"))) if src else (lambda k: None)
-        gb = (lambda k: _s(self.xs.get(f"{be}/{k}"))) if be else (lambda k: None)
-        gf = lambda k: _s(self.xs.get(f"{fe}/{k}"))  # noqa: E731
+        g = lambda k: _s(self.xs.get(f"{src}/{k}"))  # noqa: E731
+        gb = lambda k: _s(self.xs.get(f"{be}/{k}"))  # noqa: E731
+        gf = lambda k: self.xs.get(f"{fe}/{k}")  # noqa: E731
         params = g("params")
         if params and ":" in params:
             params = params.split(":", 1)[1]
@@ -973,16 +1072,12 @@ class Devices:
                         format="raw", readwrite=(g("mode") == "w"),
                         is_cdrom=(g("device-type") == "cdrom"),
                         removable=(g("removable") == "1"))
-        bid = gf("backend-id")
-        if bid is None and be:
-            m = re.match(r"^/local/domain/(\d+)/", be)
-            bid = m.group(1) if m else None
         return DiskInfo(
-            domid=domid, devid=devid, vdev=vdev, backend_id=_int(bid, 0), frontend_id=domid,
+            domid=domid, devid=devid, vdev=vdev, backend_id=bdom, frontend_id=domid,
             state=XenbusState.parse(gf("state")),
             backend_state=XenbusState.parse(gb("state")),
-            evtch=_int(gf("event-channel")), rref=_int(gf("ring-ref")),
-            backend=gf("backend") or be, frontend=fe, disk=spec,
+            evtch=_uint(gf("event-channel")), rref=_uint(gf("ring-ref")),
+            backend=be, frontend=fe, disk=spec,
             physical_device=gb("physical-device"),
             physical_device_path=gb("physical-device-path"))
 
@@ -1002,10 +1097,13 @@ class Devices:
             if n in ids:
                 return n
         for d in ids:
-            fe, _, lx = self.paths(domid, "vbd", d)
-            be = self._backend_of(domid, "vbd", d)
-            names = {_s(self.xs.get(f"{lx}/dev")), _s(self.xs.get(f"{be}/dev")) if be else None}
-            if vdev in names:
+            lx = self.paths(domid, "vbd", d)[2]
+            name = _s(self.xs.get(f"{lx}/dev"))
+            if name is None:            # no mirror: the name dom0's own backend has
+                be = self._backend_of(domid, "vbd", d)
+                if be and _backend_domid(be, "vbd", domid, d) == 0:
+                    name = _s(self.xs.get(f"{be}/dev"))
+            if name == vdev:
                 return d
         try:
             n = vdev_to_devid(str(vdev))
@@ -1013,7 +1111,7 @@ class Devices:
             n = -1                      # (no devid)
         if n in ids:
             return n
-        raise DeviceNotFoundError(f"domain {domid} has no disk {vdev}")
+        raise self._not_found(domid, "vbd", n, f"domain {domid} has no disk {vdev}")
 
     # -- nics ---------------------------------------------------------------------------
     def check_nic(self, dom: int | str, nic: str | NicSpec) -> tuple[int, int, NicSpec, int, str]:
@@ -1057,7 +1155,7 @@ class Devices:
                                       f"{IFNAMSIZ - 1} characters")
             if if_exists(nic.vifname):
                 raise DeviceBusyError(f"interface {nic.vifname} already exists")
-        ids = self._devids(domid, "vif")
+        ids = self._devids(domid, "vif", frontends=True)
         if nic.devid is not None:
             devid = nic.devid
             if devid in ids:
@@ -1065,9 +1163,8 @@ class Devices:
         else:
             devid = max(ids) + 1 if ids else 0
         mac = nic.mac.lower()
-        for d in ids:
-            fe, _, _ = self.paths(domid, "vif", d)
-            if _s(self.xs.get(f"{fe}/mac")) == mac:
+        for d in self._devids(domid, "vif"):
+            if self._nic_mac(domid, d) == mac:
                 raise DeviceBusyError(f"mac {mac} is already used by vif {d} of domain "
                                       f"{domid}")
         return domid, bdom, nic, devid, bridge
@@ -1125,26 +1222,33 @@ class Devices:
                     self._undo_write(domid, "vif", devid, bdom, timeout)
             raise
 
+    def _nic_mac(self, domid: int, devid: int) -> str | None:
+        """A vif's mac from the mirror or its trusted backend (not the frontend's)."""
+        lx = self.paths(domid, "vif", devid)[2]
+        mac = _s(self.xs.get(f"{lx}/mac"))
+        if mac is None:
+            be = self._backend_of(domid, "vif", devid)
+            mac = _s(self.xs.get(f"{be}/mac")) if be else None
+        return mac.lower() if mac else mac
+
     def nic_info(self, domid: int, devid: int) -> NicInfo:
+        """One vif as dom0 knows it (see disk_info)."""
         fe, _, lx = self.paths(domid, "vif", devid)
-        be = self._backend_of(domid, "vif", devid)
-        if be is None and not self.xs.exists(fe):
-            raise DeviceNotFoundError(f"domain {domid} has no vif {devid}")
+        be, bdom = self._trusted_backend(domid, "vif", devid)
         src = lx if self.xs.exists(f"{lx}/mac") else be
-        g = (lambda k: _s(self.xs.get(f"{src}/{k}"))) if src else (lambda k: None)
-        gb = (lambda k: _s(self.xs.get(f"{be}/{k}"))) if be else (lambda k: None)
-        gf = lambda k: _s(self.xs.get(f"{fe}/{k}"))  # noqa: E731
-        mac = g("mac") or gf("mac") or ""
+        g = lambda k: _s(self.xs.get(f"{src}/{k}"))  # noqa: E731
+        gb = lambda k: _s(self.xs.get(f"{be}/{k}"))  # noqa: E731
+        gf = lambda k: self.xs.get(f"{fe}/{k}")  # noqa: E731
+        mac = g("mac") or gb("mac") or ""
         script = g("script")
         spec = NicSpec(mac=mac, bridge=g("bridge"), ip=g("ip"), script=script,
                        vifname=g("vifname"), type=g("type"), devid=devid)
-        bid = gf("backend-id")
         return NicInfo(
-            domid=domid, devid=devid, backend_id=_int(bid, 0), mac=mac,
+            domid=domid, devid=devid, backend_id=bdom, mac=mac,
             state=XenbusState.parse(gf("state")),
             backend_state=XenbusState.parse(gb("state")),
-            evtch=_int(gf("event-channel")), rref_tx=_int(gf("tx-ring-ref")),
-            rref_rx=_int(gf("rx-ring-ref")), backend=gf("backend") or be, frontend=fe,
+            evtch=_uint(gf("event-channel")), rref_tx=_uint(gf("tx-ring-ref")),
+            rref_rx=_uint(gf("rx-ring-ref")), backend=be, frontend=fe,
             bridge=g("bridge"), ifname=g("vifname") or f"vif{domid}.{devid}", nic=spec)
 
     def list_nics(self, dom: int | str) -> list[NicInfo]:
@@ -1161,38 +1265,44 @@ class Devices:
                 return int(which)
         else:
             for d in ids:
-                if self.nic_info(domid, d).mac == str(which).lower():
+                if self._nic_mac(domid, d) == str(which).lower():
                     return d
-        raise DeviceNotFoundError(f"domain {domid} has no vif {which}")
+        n = int(which) if isinstance(which, int) or str(which).isdigit() else -1
+        raise self._not_found(domid, "vif", n, f"domain {domid} has no vif {which}")
 
     # -- consoles -----------------------------------------------------------------------
     def list_consoles(self, dom: int | str) -> list[ConsoleInfo]:
         """The domain's PV consoles from xenstore (primary first). Attaching secondary
-        consoles is not offered: in Xen 4.17 only a device model (qemu) serves them."""
+        consoles is not offered: in Xen 4.17 only a device model (qemu) serves them.
+        ``tty`` is None unless it passes pyxen.guest.check_console_pty (the node is in
+        the guest's directory)."""
+        from .guest import ConsoleTtyError, check_console_pty
         domid = self.domid(dom)
         out = []
+        # the secondary consoles dom0 knows of (mirror, dom0's backends), not the guest's
+        # device/console directory
         fronts = [(0, f"/local/domain/{domid}/console")]
-        try:
-            fronts += [(int(d), f"/local/domain/{domid}/device/console/{d}")
-                       for d in sorted(self.xs.ls(f"/local/domain/{domid}/device/console"),
-                                       key=lambda x: int(x) if x.isdigit() else -1)
-                       if d.isdigit() and d != "0"]
-        except self._X.XenStoreNotFound:
-            pass
+        fronts += [(d, f"/local/domain/{domid}/device/console/{d}")
+                   for d in sorted(self._devids(domid, "console")) if d != 0]
         for devid, fe in fronts:
             if not self.xs.exists(fe):
                 continue
             gf = lambda k, fe=fe: _s(self.xs.get(f"{fe}/{k}"))  # noqa: E731
-            be = _s(self.xs.get(f"/libxl/{domid}/device/console/{devid}/backend")) \
-                or gf("backend")
-            bid = gf("backend-id")
-            if bid is None and be:
-                m = re.match(r"^/local/domain/(\d+)/", be)
-                bid = m.group(1) if m else None
+            try:
+                be = self._backend_of(domid, "console", devid)
+            except DeviceError:
+                be = None
+            bid = _backend_domid(be, "console", domid, devid)
+            tty = gf("tty")             # xenconsoled's, but in the guest's directory
+            if tty:
+                try:
+                    tty = check_console_pty(domid, tty, xs=self.xs)
+                except ConsoleTtyError:
+                    tty = None
             out.append(ConsoleInfo(domid=domid, devid=devid, frontend=fe, backend=be,
-                                   backend_id=_int(bid, 0), type=gf("type"),
-                                   output=gf("output"), tty=gf("tty"), port=_int(gf("port")),
-                                   ring_ref=_int(gf("ring-ref"))))
+                                   backend_id=-1 if bid is None else bid, type=gf("type"),
+                                   output=gf("output"), tty=tty or None,
+                                   port=_uint(gf("port")), ring_ref=_uint(gf("ring-ref"))))
         return out
 
     def _undo_write(self, domid: int, kind: str, devid: int, bdom: int,
@@ -1220,7 +1330,10 @@ class Devices:
     # -- detach -------------------------------------------------------------------------
     def _force_remove(self, domid: int, kind: str, devid: int, bdom: int | None = None) -> None:
         fe, be, lx = self.paths(domid, kind, devid, bdom or 0)
-        be = self._backend_of(domid, kind, devid) or be
+        try:
+            be = self._backend_of(domid, kind, devid) or be
+        except DeviceError:
+            pass                        # a mirror with a bad backend: only the computed one
         self._remove_entries(fe, be, lx)
 
     def detach(self, dom: int | str, kind: str, which: str | int, *,
@@ -1236,13 +1349,19 @@ class Devices:
             else int(dom)
         devid = self.find_disk(domid, which) if kind == "vbd" else self.find_nic(domid, which)
         fe, _, lx = self.paths(domid, kind, devid)
-        be = self._backend_of(domid, kind, devid)
-        gb = (lambda k: _s(self.xs.get(f"{be}/{k}"))) if be else (lambda k: None)
-        params, node = gb("params"), gb("node")
-        loop_record = _s(self.xs.get(f"{lx}/{LOOP_RECORD}"))   # the mirror is dom0's
-        bridge, ifname = gb("bridge"), gb("vifname") or f"vif{domid}.{devid}"
+        # where to write online=0, what to remove, which loop device and bridge port to
+        # release: dom0-owned nodes only (mirror, trusted backend), never the frontend's
+        be, bdom = self._trusted_backend(domid, kind, devid)
+        gl = lambda k: _s(self.xs.get(f"{lx}/{k}"))  # noqa: E731
+        gb = lambda k: _s(self.xs.get(f"{be}/{k}"))  # noqa: E731
+        params = node = bridge = None
+        if bdom == 0:   # a driver domain's loop devices and bridges are its own, not dom0's
+            params, node = gb("params") or gl("params"), gb("node")
+            bridge = gl("bridge") or gb("bridge")
+        ifname = gl("vifname") or gb("vifname") or f"vif{domid}.{devid}"
+        loop_record = gl(LOOP_RECORD) if bdom == 0 else None   # the mirror is dom0's
         clean = True
-        if be and self.xs.exists(be):
+        if self.xs.exists(be):
             def body(t: Transaction) -> bool:
                 if not t.exists(be):
                     return False
@@ -1263,7 +1382,7 @@ class Devices:
                     pass            # the backend went away by itself
         if kind == "vif" and bridge:
             unslave(ifname, bridge)
-        self._remove_entries(fe, be or self.paths(domid, kind, devid)[1], lx)
+        self._remove_entries(fe, be, lx)
         if kind == "vbd" and node and self._loop_is_the_disks(node, params, loop_record):
             self._release_loop(node)
         return clean

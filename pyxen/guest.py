@@ -32,6 +32,8 @@ import enum
 import errno as _errno
 import lzma
 import os
+import re
+import stat
 import struct
 import threading
 import zlib
@@ -51,6 +53,7 @@ from . import cpuid as _cpuid
 from . import ctrl as _ctrl
 from . import xenstore as _xenstore
 from ._native import xen
+from ._text import printable
 from .errors import DomainNotFoundError, PyxenError
 
 #: what libxl adds to a domain's max memory on x86 (LIBXL_MAXMEM_CONSTANT, kB)
@@ -73,6 +76,13 @@ class Action(str, enum.Enum):
 
 class NoSerialError(PyxenError, LookupError):
     """The guest has no emulated serial port pyxen can read."""
+
+
+class ConsoleTtyError(PyxenError, LookupError):
+    """The console tty xenstore names for a domain is not one dom0 can trust. The node is
+    in the guest's own directory (the guest can rewrite it), so it must be a ``/dev/pts/N``
+    pty whose master side xenconsoled (or the domain's own device model) holds, and no
+    other domain may name the same pty."""
 
 
 class BuildError(PyxenError):
@@ -325,13 +335,22 @@ def resolve(domain: str | int, xs: _xenstore.XenStore | None = None) -> int:
     own = xs is None
     xs = xs or _xenstore.open()
     try:
-        names = domain_names(xs)
+        # names are in the domains' own directories: two domains claiming one name are
+        # refused, not resolved to whichever is listed last
+        ids = xs.ls("/local/domain")
+        claims = [int(d) for d in ids if d.isdigit()
+                  and xs.get(f"/local/domain/{d}/name") == str(domain).encode()]
+    except _xenstore.XenStoreNotFound:
+        claims = []
     finally:
         if own:
             xs.close()
-    if domain not in names:
+    if not claims:
         raise DomainNotFoundError(f"{domain} is an invalid domain identifier")
-    return names[domain]
+    if len(claims) > 1:
+        raise DomainNotFoundError(f"{printable(str(domain))} is ambiguous: domains "
+                                  f"{', '.join(map(str, claims))} all have that name")
+    return claims[0]
 
 
 def _rm_quiet(xs: _xenstore.XenStore, path: str) -> None:
@@ -345,27 +364,47 @@ def remove_xenstore_entries(xs: _xenstore.XenStore, domid: int, uuid: str | None
     """Remove what a build (or libxl) wrote for ``domid``: its home, vm and libxl paths;
     for an HVM guest also its device model (killed) and device-model directory."""
     _remove_device_model(xs, domid)
-    vm = None
-    try:
-        raw = xs.get(f"/local/domain/{domid}/vm")
-        vm = raw.decode() if raw else None
-    except _xenstore.XenStoreError:
-        pass
     paths = [f"/local/domain/{domid}", f"/libxl/{domid}"]
+    # the console backend from libxl's (dom0-only) mirror, checked to be this domain's;
+    # never from console/backend, which is in the guest's directory
     try:
-        raw = xs.get(f"/local/domain/{domid}/console/backend")
-        be = raw.decode() if raw else ""
+        raw = xs.get(f"/libxl/{domid}/device/console/0/backend")
+        be = raw.decode("utf-8", "replace") if raw else ""
     except _xenstore.XenStoreError:
         be = ""
-    if be.startswith("/local/domain/") and "/backend/console/" in be:
+    if re.fullmatch(rf"/local/domain/(0|[1-9][0-9]{{0,4}})/backend/console/{domid}/0", be):
         paths.append(be.rsplit("/", 1)[0])  # .../backend/console/<domid>
     paths.append(f"/local/domain/0/backend/console/{domid}")
-    if vm and vm.startswith("/vm/"):
+    vm = _own_vm_path(xs, domid, uuid)
+    if vm:
         paths.append(vm)
     if uuid:
         paths.append(f"/vm/{uuid}")
     for p in dict.fromkeys(paths):
         _rm_quiet(xs, p)
+
+
+_VM_PATH = re.compile(r"/vm/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                      r"[0-9a-fA-F]{12}")
+
+
+def _own_vm_path(xs: _xenstore.XenStore, domid: int, uuid: str | None) -> str | None:
+    """The domain's ``/vm/<uuid>`` directory as its ``vm`` node names it, if that can be
+    removed with it: the node is in the guest's directory, so only a ``/vm/<uuid>`` path,
+    the caller's uuid's if one is given, and one no other domain's ``vm`` node names."""
+    try:
+        raw = xs.get(f"/local/domain/{domid}/vm")
+        vm = raw.decode("utf-8", "replace") if raw else None
+        if not vm or not _VM_PATH.fullmatch(vm):
+            return None
+        if uuid is not None:
+            return vm if vm == f"/vm/{uuid}" else None
+        for d in xs.ls("/local/domain"):
+            if d != str(domid) and xs.get(f"/local/domain/{d}/vm") == raw:
+                return None                 # another domain's: not ours to remove
+    except _xenstore.XenStoreError:
+        return None
+    return vm
 
 
 def wait_gone(xc: _ctrl.Ctrl, domid: int, timeout: float = 10.0) -> bool:
@@ -602,7 +641,18 @@ _DM_PROCS: dict[int, subprocess.Popen] = {}
 
 
 def _is_device_model(pid: int, domid: int) -> bool:
-    """Is ``pid`` (still) the qemu serving ``domid``? (pids are reused.)"""
+    """Is ``pid`` (still) the qemu serving ``domid``? (pids are reused, and the pid may
+    come from a node the guest can write.) A device model this process started, or a
+    qemu binary whose command line says ``-xen-domid <domid>``."""
+    if pid <= 1 or pid == os.getpid():
+        return False
+    p = _DM_PROCS.get(pid)
+    if p is None or p.poll() is not None:
+        try:
+            if "qemu" not in os.path.basename(os.readlink(f"/proc/{pid}/exe")):
+                return False
+        except OSError:
+            return False
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             argv = f.read().split(b"\0")
@@ -656,11 +706,14 @@ def kill_device_model(domid: int, pid: int | None, timeout: float = 5.0) -> bool
 
 
 def device_model_pid(domid: int, xs: _xenstore.XenStore) -> int | None:
-    raw = xs.get(f"/local/domain/{domid}/image/device-model-pid")
-    try:
-        return int(raw) if raw else None
-    except ValueError:
-        return None
+    """The pid of ``domid``'s device model: pyxen's record under ``/libxl/<domid>``
+    (dom0's), else libxl's ``image/device-model-pid`` (in the guest's directory: callers
+    check it with _is_device_model before they signal it). Decimal digits only."""
+    for path in (f"/libxl/{domid}/pyxen/dm-pid", f"/local/domain/{domid}/image/device-model-pid"):
+        raw = xs.get(path)
+        if raw is not None:
+            return int(raw) if re.fullmatch(rb"[1-9][0-9]{0,9}", raw) else None
+    return None
 
 
 def _remove_device_model(xs: _xenstore.XenStore, domid: int) -> None:
@@ -1194,7 +1247,8 @@ class _Build:
             _DM_PROCS[proc.pid] = proc
             self.dm_pid = proc.pid
             _interrupt.point("guest.device_model_started")
-        xs.write(f"/local/domain/{domid}/image/device-model-pid", str(proc.pid))
+        xs.write(f"/local/domain/{domid}/image/device-model-pid", str(proc.pid))  # as libxl
+        xs.write(f"/libxl/{domid}/pyxen/dm-pid", str(proc.pid))    # what destroy trusts
         self._mark("device_model_wait")
         state_path = f"{dm_state_path(domid)}/state"
         end = time.monotonic() + spec.dm_timeout
@@ -1375,7 +1429,7 @@ def console_tty(domid: int, *, xs: _xenstore.XenStore | None = None, timeout: fl
         while True:
             raw = xs.get(path)
             if raw:
-                return raw.decode()
+                return check_console_pty(domid, raw, xs=xs)
             if time.monotonic() >= end:
                 why = "no console node" if raw is None else "xenconsoled has not opened it"
                 raise TimeoutError(f"domain {domid}: no console tty after {timeout:g}s ({why})")
@@ -1383,6 +1437,75 @@ def console_tty(domid: int, *, xs: _xenstore.XenStore | None = None, timeout: fl
     finally:
         if own:
             xs.close()
+
+
+_PTS = re.compile(r"/dev/pts/(0|[1-9][0-9]{0,6})")
+_PTY_SLAVE_MAJORS = range(136, 144)     # UNIX98_PTY_SLAVE_MAJOR .. + 7
+
+
+def _pty_master_holders(index: int, domid: int) -> list[int]:
+    """The xenconsoled processes and ``domid``'s device models that hold the master side
+    of ``/dev/pts/<index>`` (a /dev/ptmx fd whose fdinfo says ``tty-index: <index>``)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        try:
+            with open(f"/proc/{pid}/comm", "rb") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        if comm != b"xenconsoled" and not _is_device_model(pid, domid):
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") not in ("/dev/ptmx", "/dev/pts/ptmx"):
+                    continue
+                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                    if any(line.split() == ["tty-index:", str(index)] for line in f):
+                        out.append(pid)
+                        break
+            except OSError:
+                continue
+    return out
+
+
+def check_console_pty(domid: int, tty: str | bytes, *,
+                      xs: _xenstore.XenStore | None = None) -> str:
+    """``tty`` (what xenstore says ``domid``'s console or serial pty is) if dom0 can open
+    it as that: ``/dev/pts/N``, a pty slave character device whose master xenconsoled or
+    the domain's device model holds, named by no other domain's ``console/tty``. Else
+    ConsoleTtyError (the node is in the guest's directory: a guest could name dom0's own
+    terminal or another guest's console)."""
+    text = tty.decode("utf-8", "replace") if isinstance(tty, bytes) else tty
+    shown = printable(text)
+    m = _PTS.fullmatch(text)
+    if not m:
+        raise ConsoleTtyError(f"domain {domid}: console tty {shown!r} is not a /dev/pts/N pty")
+    try:
+        st = os.stat(text)
+    except OSError as e:
+        raise ConsoleTtyError(f"domain {domid}: console tty {text}: {e.strerror}") from None
+    if not stat.S_ISCHR(st.st_mode) or os.major(st.st_rdev) not in _PTY_SLAVE_MAJORS:
+        raise ConsoleTtyError(f"domain {domid}: console tty {text} is not a pty")
+    if not _pty_master_holders(int(m.group(1)), domid):
+        raise ConsoleTtyError(f"domain {domid}: console tty {text} is not served by "
+                              "xenconsoled or the domain's device model")
+    own = xs is None
+    xs = xs or _xenstore.open()
+    try:
+        for d in xs.ls("/local/domain"):
+            if d != str(domid) and xs.get(f"/local/domain/{d}/console/tty") == text.encode():
+                raise ConsoleTtyError(f"domain {domid}: console tty {text} is domain {d}'s")
+    finally:
+        if own:
+            xs.close()
+    return text
 
 
 def _open_pty(tty: str) -> int:
@@ -1405,7 +1528,13 @@ def _open_pty(tty: str) -> int:
 
 def open_console(domid: int, *, xs: _xenstore.XenStore | None = None, timeout: float = 10.0) -> int:
     """A raw, non-blocking fd on ``domid``'s console pty (read output, write input)."""
-    return _open_pty(console_tty(domid, xs=xs, timeout=timeout))
+    tty = console_tty(domid, xs=xs, timeout=timeout)
+    expected = os.stat(tty).st_rdev
+    fd = _open_pty(tty)
+    if os.fstat(fd).st_rdev != expected:    # replaced between the check and the open
+        os.close(fd)
+        raise ConsoleTtyError(f"domain {domid}: console tty {tty} changed while opening it")
+    return fd
 
 
 def console_output(domid: int, timeout: float = 30.0, until: str | bytes | None = None,

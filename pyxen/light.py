@@ -705,16 +705,21 @@ class Context(Handle):
 
     def console_tty(self, dom: int | str, num: int = 0,
                     type: ConsoleType = ConsoleType.PV) -> str:  # noqa: A002
-        """The pty of a domain's console (``libxl_console_get_tty``)."""
+        """The pty of a domain's console (``libxl_console_get_tty``), checked with
+        :func:`pyxen.guest.check_console_pty`: libxl reads it from the guest's own
+        directory, so pyxen.guest.ConsoleTtyError if it is not a pty served for this
+        domain by xenconsoled or its device model."""
+        from .guest import check_console_pty
         ffi, lib = self._ffi, self._lib
         domid = self.domid(dom)
         out = ffi.new("char **")
         _check(lib.libxl_console_get_tty(self._p(), domid, num, int(type), out),
                "libxl_console_get_tty", domid)
         try:
-            return ffi.string(out[0]).decode()
+            tty = ffi.string(out[0])
         finally:
             lib.free(out[0])
+        return check_console_pty(domid, tty)
 
     def retrieve_config_json(self, dom: int | str) -> dict:
         """A running domain's config as libxl JSON (``libxl_retrieve_domain_configuration``)."""
@@ -1009,32 +1014,33 @@ class Context(Handle):
 
     # -- VNC -----------------------------------------------------------------------------
     def vnc(self, dom: int | str, *, timeout: float = 0) -> VncAddress:
-        """The VNC address of a domain's display: what libxl recorded from the device
-        model (``/local/domain/<domid>/console/vnc-port`` and ``vnc-listen``, the nodes
-        ``libxl_vncviewer_exec`` reads). ``timeout``: seconds to wait for the device model
-        to publish them. LibxlError NOTFOUND if the domain has no VNC display."""
-        from . import xenstore
+        """The VNC address of a domain's display, as its device model reports it (QMP
+        ``query-vnc`` on ``/var/run/xen/qmp-libxl-<domid>``, the control socket libxl and
+        pyxen give qemu in dom0). Not from ``console/vnc-port`` and ``vnc-listen``, which
+        ``libxl_vncviewer_exec`` reads: they are in the guest's own directory, and a guest
+        could send the viewer to a host of its choosing. ``timeout``: seconds to wait for
+        the device model to answer. LibxlError NOTFOUND if the domain has no VNC display."""
+        from .guest import QmpError, qmp
         domid = self.domid(dom)
-        base = f"/local/domain/{domid}/console"
         end = time.monotonic() + timeout
-        with xenstore.open() as xs:
-            while True:
-                port = xs.get(f"{base}/vnc-port")
-                if port or time.monotonic() >= end:
-                    break
+        while True:
+            try:
+                r = qmp(domid, "query-vnc", timeout=max(5.0, end - time.monotonic()))
+                break
+            except QmpError as e:
+                if time.monotonic() >= end:
+                    raise LibxlError(-23, "NOTFOUND", call="vnc", domid=domid,
+                                     detail="no VNC display (not an HVM guest with vnc=1, "
+                                            f"or its device model has not started: {e.reason})"
+                                     ) from None
                 time.sleep(0.2)
-            if not port:
-                raise LibxlError(-23, "NOTFOUND", call="vnc", domid=domid,
-                                 detail="no VNC display (not an HVM guest with vnc=1, or "
-                                        "its device model has not started)")
-            listen = xs.get(f"{base}/vnc-listen")
-        try:
-            p = int(port.decode())
-        except ValueError:
-            raise LibxlError(-3, "FAIL", call="vnc", domid=domid,
-                             detail=f"unreadable vnc-port {port!r}") from None
-        host = listen.decode() if listen else "localhost"
-        return VncAddress(domid=domid, host=host, port=p)
+        service = str(r.get("service", "")) if isinstance(r, dict) else ""
+        if not isinstance(r, dict) or not r.get("enabled") \
+                or not re.fullmatch(r"[1-9][0-9]{0,4}", service) or int(service) > 65535:
+            raise LibxlError(-23, "NOTFOUND", call="vnc", domid=domid,
+                             detail="its device model serves no VNC display")
+        return VncAddress(domid=domid, host=str(r.get("host") or "localhost"),
+                          port=int(service))
 
 
 _EVENTMASK_ALL = 0xFFFFFFFFFFFFFFFF

@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from .. import __version__
+from .._text import printable
 from ..errors import PyxenError
 
 AREAS = ("host", "xenstore", "light", "guest", "devices")
@@ -53,6 +54,7 @@ def one_line(text: object) -> str:
 
 
 def fail(e: BaseException) -> int:
-    """Print ``e`` as xl prints a failed operation (one line on stderr) and return 1."""
-    print(f"pyxen: {one_line(e)}", file=sys.stderr)
+    """Print ``e`` as xl prints a failed operation (one line on stderr, anything not
+    printable escaped: messages can quote what a guest wrote) and return 1."""
+    print(f"pyxen: {printable(one_line(e))}", file=sys.stderr)
     return 1

@@ -8,6 +8,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from . import print_json
+from .._text import printable
 from ..errors import PyxenError
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ def cmd_block_list(args: argparse.Namespace) -> int:
         for x in infos:
             print("%-5d %-3d %-6d %-5d %-6d %-8d %-30s" % (x.devid, x.backend_id, domid,
                                                           x.state, x.evtch, x.rref,
-                                                          x.backend or ""))
+                                                          printable(x.backend)))
         return 0
     with _dev() as d:
         disks = d.list_disks(args.domain)

@@ -7,6 +7,7 @@ import dataclasses
 from typing import Callable
 
 from . import print_json
+from .._text import printable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -121,7 +122,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     # xl/xm list's layout: "%-40s %5d %5lu %5d     %s  %8.1f"
     print("Name                                        ID   Mem VCPUs\tState\tTime(s)")
     for r in rows:
-        name = r["name"] if r["name"] is not None else "(null)"
+        name = printable(r["name"]) if r["name"] is not None else "(null)"
         print(f"{name:<40} {r['domid']:5d} {r['mem_mib']:5d} {r['vcpus']:5d}     "
               f"{r['state']}  {r['time_s']:8.1f}")
     return 0

@@ -10,6 +10,7 @@ import warnings
 from typing import TYPE_CHECKING, Any, Iterable
 
 from . import print_json
+from .._text import printable
 from ..errors import PyxenError
 
 if TYPE_CHECKING:
@@ -231,6 +232,7 @@ def cmd_vcpu_list(args: argparse.Namespace) -> int:
         return 0
     print(f"{'Name':<32} {'ID':>5} {'VCPU':>5} {'CPU':>5} {'State':>5} {'Time(s)':>9} "
           "Affinity (Hard / Soft)")
+    name = printable(name)              # the domain's own xenstore node
     for v in vcpus:
         cpu = str(v.cpu) if v.online else "-"
         print(f"{name:<32} {domid:5d} {v.vcpuid:5d} {cpu:>5} {v.state:>5} "
@@ -246,7 +248,7 @@ def cmd_vnc(args: argparse.Namespace) -> int:
     if args.json:
         print_json(dict(addr.to_json(), name=args.domain))
     else:
-        print(f"{addr} (port {addr.port})")
+        print(f"{printable(str(addr))} (port {addr.port})")
     return 0
 
 

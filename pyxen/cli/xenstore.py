@@ -63,7 +63,10 @@ def cmd_read(args: argparse.Namespace) -> int:
     from .. import xenstore
     with xenstore.open() as xs:
         for path in args.paths:
-            sys.stdout.buffer.write(xs.read(path) + b"\n")
+            value = xs.read(path)
+            if sys.stdout.isatty():     # a terminal: a guest's value must not drive it
+                value = sanitise(value).encode()
+            sys.stdout.buffer.write(value + b"\n")
     return 0
 
 

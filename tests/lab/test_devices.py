@@ -412,3 +412,265 @@ def test_cli(guest, xs):
     assert r.returncode == 0 and json.loads(r.stdout) == []
     r = pyxen_cli("network-attach", NAME, "bridge=xenbr0", "script=vif-nat")
     assert r.returncode == 1 and "vif-nat" in r.stderr
+
+
+# ---- guests are hostile (XSA-175) ------------------------------------------------------
+
+NAME_B = "pyxen-dev-pv-b"
+ESC = b"\x1b[2J\x1b]0;owned\x07"          # clear screen, set the terminal's title
+
+
+@pytest.fixture(scope="module")
+def guest_b(guest_kit, tmp_path_factory):
+    """A second watching guest: the victim whose devices guest A's frontend points at."""
+    cfg = tmp_path_factory.mktemp("devb") / "guest-b.cfg"
+    cfg.write_text(f"""name = '{NAME_B}'
+kernel = '{guest_kit["kernel"]}'
+ramdisk = '{guest_kit["ramdisk"]}'
+extra = 'console=hvc0 pyxen.action=watch pyxen.marker=PYXEN-DEVB-UP'
+memory = 128
+vcpus = 1
+""")
+    subprocess.run(["xl", "destroy", NAME_B], capture_output=True)
+    t0 = time.monotonic()
+    subprocess.run(["xl", "create", "-p", str(cfg)], check=True, capture_output=True)
+    console = None
+    try:
+        domid = int(run_tool("xl", "domid", NAME_B).strip())
+        import pyxen.xenstore as X
+        with X.open() as xs:
+            tty = xs.read_str(f"/local/domain/{domid}/console/tty")
+        console = ConsoleReader(tty)
+        run_tool("xl", "unpause", NAME_B)
+        assert console.wait(r"PYXEN-DEVB-UP", 300), console.text()[-2000:]
+        print(f"guest B {domid} up after {time.monotonic() - t0:.1f}s")
+        yield {"domid": domid, "console": console}
+    finally:
+        if console:
+            console.close()
+        subprocess.run(["xl", "destroy", NAME_B], capture_output=True)
+        for tag in ("hostA", "hostB"):
+            if os.path.exists(IMG.format(tag)):
+                os.unlink(IMG.format(tag))
+
+
+def as_guest(xs, path, value, guest):
+    """Write ``value`` at ``path`` as dom0, where ``guest`` could write it itself: the node
+    (or, for a new node, the directory it goes in) is owned by that guest."""
+    probe = path if xs.exists(path) else path.rsplit("/", 1)[0]
+    perms = xs.get_permissions(probe)
+    assert perms.owner == guest, f"{probe} is not guest {guest}'s: {perms}"
+    xs.write(path, value)
+
+
+def tree(xs, *bases) -> dict:
+    out = {}
+    for base in bases:
+        out.update(dict(xs.walk(base)))
+    return out
+
+
+def test_hostile_frontend_cannot_steer_detach_or_list(dev, guest, guest_b, xs, bridge):
+    """Guest A rewrites its frontends (nodes it owns) to name guest B's backends and to
+    carry escape sequences. With A's /libxl mirror, and again without it, pyxen lists A's
+    devices truthfully and detaches A's own: B's backends, loop device and bridge port
+    stay. A frontend dom0 has no record of is refused with a typed error."""
+    import pyxen.devices as D
+    a, b = guest["domid"], guest_b["domid"]
+    con_b = guest_b["console"]
+    vdev = "xvdl"
+    devid = D.vdev_to_devid(vdev)
+    img_a, img_b = make_img("hostA"), make_img("hostB")
+    mark_b = len(con_b.text())
+    ia = dev.attach_disk(a, f"format=raw, vdev={vdev}, access=rw, target={img_a}", timeout=180)
+    ib = dev.attach_disk(b, f"format=raw, vdev={vdev}, access=rw, target={img_b}", timeout=180)
+    assert con_b.wait(rf"PYXEN-DISK {vdev} ", 120, mark_b), con_b.text()[mark_b:]
+    na = dev.attach_nic(a, f"bridge={bridge},mac=00:16:3e:5a:33:01")
+    nb = dev.attach_nic(b, f"bridge={bridge},mac=00:16:3e:5a:33:02")
+    be_a, be_b, vbe_a, vbe_b = ia.backend, ib.backend, na.backend, nb.backend
+    fe_a, vfe_a = ia.frontend, na.frontend
+    assert be_a == f"/local/domain/0/backend/vbd/{a}/{devid}"
+    assert vbe_b == f"/local/domain/0/backend/vif/{b}/0"
+    loop_a, loop_b = xs.read_str(f"{be_a}/node"), xs.read_str(f"{be_b}/node")
+    assert loops_of(img_b) == [loop_b]
+    if_a, if_b = na.ifname, nb.ifname
+    assert D.bridge_of(if_a) == D.bridge_of(if_b) == bridge
+    b_before = tree(xs, be_b, vbe_b, ib.frontend, nb.frontend, f"/libxl/{b}/device")
+
+    def b_untouched():
+        assert tree(xs, be_b, vbe_b, ib.frontend, nb.frontend, f"/libxl/{b}/device") == \
+            b_before
+        assert loops_of(img_b) == [loop_b]
+        assert D.bridge_of(if_b) == bridge and D.if_is_up(if_b)
+        assert f"PYXEN-DISK-GONE {vdev}" not in con_b.text()[mark_b:]
+
+    def cli_clean(r):
+        assert r.returncode == 0, r.stderr
+        assert "\x1b" not in r.stdout + r.stderr and "\x07" not in r.stdout + r.stderr
+        return r.stdout
+
+    try:
+        # 1. the mirror is there: A's frontends name B's backend, and carry escapes
+        as_guest(xs, f"{fe_a}/backend", be_b, a)
+        as_guest(xs, f"{fe_a}/backend-id", ESC, a)
+        as_guest(xs, f"{fe_a}/event-channel", ESC, a)
+        as_guest(xs, f"{vfe_a}/backend", vbe_b.encode() + ESC, a)
+        as_guest(xs, f"{vfe_a}/backend-id", str(b), a)
+        as_guest(xs, f"{vfe_a}/mac", ESC, a)
+        disk = {d.devid: d for d in dev.list_disks(NAME)}[devid]
+        assert disk.backend == be_a and disk.backend_id == 0 and disk.vdev == vdev
+        assert disk.evtch == -1                        # not a number: not taken as one
+        assert disk.disk.pdev_path == img_a and disk.physical_device_path == loop_a
+        nic = {n.devid: n for n in dev.list_nics(NAME)}[0]
+        assert nic.backend == vbe_a and nic.backend_id == 0 and nic.mac == "00:16:3e:5a:33:01"
+        out = cli_clean(pyxen_cli("block-list", NAME))
+        row = [l.split() for l in out.splitlines()[1:] if l.split()[0] == str(devid)]
+        assert row and row[0][1] == "0" and row[0][-1] == be_a, out
+        assert be_b not in out
+        out = cli_clean(pyxen_cli("network-list", NAME))
+        assert vbe_a in out and vbe_b not in out and "00:16:3e:5a:33:01" in out, out
+        got = json.loads(cli_clean(pyxen_cli("block-list", NAME, "--json")))
+        assert [d["backend"] for d in got if d["devid"] == devid] == [be_a]
+        b_untouched()
+
+        # 2. no mirror (as for a device some other tool wrote): rebuilt from dom0's own
+        # backend directory, never from the frontend, which now names B's exactly
+        xs.rm(f"/libxl/{a}/device/vbd/{devid}")
+        xs.rm(f"/libxl/{a}/device/vif/0")
+        as_guest(xs, f"{vfe_a}/backend", vbe_b, a)
+        disk = {d.devid: d for d in dev.list_disks(NAME)}[devid]
+        assert disk.backend == be_a and disk.vdev == vdev and disk.disk.pdev_path == img_a
+        nic = {n.devid: n for n in dev.list_nics(NAME)}[0]
+        assert nic.backend == vbe_a and nic.mac == "00:16:3e:5a:33:01"
+        out = cli_clean(pyxen_cli("block-list", NAME))
+        assert be_a in out and be_b not in out, out
+        out = cli_clean(pyxen_cli("network-list", NAME))
+        assert vbe_a in out and vbe_b not in out, out
+        t0 = time.monotonic()
+        cli_clean(pyxen_cli("block-detach", NAME, vdev))
+        print(f"block-detach of the mirror-less disk took {time.monotonic() - t0:.2f}s")
+        assert entries_gone(xs, a, "vbd", devid)
+        assert wait_for(lambda: loops_of(img_a) == [], 30)        # A's loop device
+        assert dev.detach(NAME, "vif", "00:16:3e:5a:33:01", timeout=20) in (True, False)
+        assert entries_gone(xs, a, "vif", 0)
+        assert wait_for(lambda: not os.path.exists(f"/sys/class/net/{if_a}"), 30)
+        b_untouched()
+
+        # 3. a frontend dom0 has no record of at all (no mirror, no backend): refused
+        fake = f"/local/domain/{a}/device/vbd/{devid}"
+        xs.write(f"{fake}/backend", be_b)
+        xs.write(f"{fake}/backend-id", "0")
+        xs.set_permissions(fake, f"n{a} r0")
+        xs.set_permissions(f"{fake}/backend", f"n{a} r0")
+        assert devid not in {d.devid for d in dev.list_disks(NAME)}
+        with pytest.raises(D.DeviceNotFoundError, match="trust") as ei:
+            dev.detach(NAME, "vbd", vdev)
+        print(ei.value)
+        with pytest.raises(D.DeviceNotFoundError, match="trust"):
+            dev.disk_info(a, devid)
+        r = pyxen_cli("block-detach", NAME, str(devid))
+        assert r.returncode == 1 and r.stderr.startswith("pyxen: ") and "trust" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+        assert xs.read(f"{fake}/backend") == be_b.encode()    # nothing done for it, either
+        xs.rm(fake)
+        b_untouched()
+        # B's own devices still detach normally
+        assert dev.detach(NAME_B, "vbd", vdev)
+        assert dev.detach(NAME_B, "vif", 0, timeout=20) in (True, False)
+        assert entries_gone(xs, b, "vbd", devid) and entries_gone(xs, b, "vif", 0)
+        assert wait_for(lambda: loops_of(img_b) == [], 30)
+        assert con_b.wait(rf"PYXEN-DISK-GONE {vdev}", 60, mark_b), con_b.text()[mark_b:]
+    finally:
+        for dom, kind, which in ((a, "vbd", devid), (a, "vif", 0), (b, "vbd", devid),
+                                 (b, "vif", 0)):
+            try:
+                dev.detach(dom, kind, which, timeout=10)
+            except D.DeviceError:
+                pass
+            for p in (f"/local/domain/{dom}/device/{kind}/{which}",
+                      f"/local/domain/0/backend/{kind}/{dom}/{which}",
+                      f"/libxl/{dom}/device/{kind}/{which}"):
+                if xs.exists(p):
+                    xs.rm(p)
+
+
+def test_hostile_console_tty_vnc_and_name(guest, guest_b, xs, tmp_path):
+    """Guest A's console tty (a node in its own home) names guest B's console, a pty no
+    xenconsoled serves, garbage; its console/vnc-* name a VNC display elsewhere; it has
+    B's name. dom0 opens none of those ptys, gives no such VNC address, and refuses the
+    ambiguous name, each with a typed error. (xl's 4.17 layout leaves these nodes to
+    dom0, ``n0 r<domid>``; by the project's rule anything under a guest's home is the
+    guest's, so they are written as dom0 here.)"""
+    import pty
+
+    import pyxen.devices as D
+    import pyxen.guest as G
+    import pyxen.light as L
+    a, b = guest["domid"], guest_b["domid"]
+    tty_path = f"/local/domain/{a}/console/tty"
+    tty_a = xs.read_str(tty_path)
+    tty_b = xs.read_str(f"/local/domain/{b}/console/tty")
+    print(f"{tty_path} {tty_a} ({xs.get_permissions(tty_path)})")
+    # the real ones pass: xenconsoled holds their masters
+    assert G.console_tty(a, xs=xs) == tty_a and G.console_tty(b, xs=xs) == tty_b
+    os.close(G.open_console(a, xs=xs))
+    assert D.list_consoles(NAME)[0].tty == tty_a
+
+    def console_cli():
+        return subprocess.run([sys.executable, "-m", "pyxen", "console", NAME],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=60)
+
+    master, slave = pty.openpty()         # stands in for an administrator's terminal
+    try:
+        for value, why in ((tty_b, f"domain {b}'s"), (os.ttyname(slave), "not served"),
+                           (b"/dev/pts/0" + ESC, "not a /dev/pts/N"),
+                           (b"/dev/sda", "not a /dev/pts/N")):
+            xs.write(tty_path, value)
+            with pytest.raises(G.ConsoleTtyError, match=why):
+                G.console_tty(a, xs=xs)
+            with pytest.raises(G.ConsoleTtyError):
+                G.open_console(a, xs=xs)
+            r = console_cli()
+            assert r.returncode == 1 and r.stderr.startswith("pyxen: "), r
+            assert "\x1b" not in r.stderr and "\x07" not in r.stderr
+            assert D.list_consoles(NAME)[0].tty is None      # not reported as A's either
+        with L.open() as ctx:
+            with pytest.raises(G.ConsoleTtyError):
+                ctx.console_tty(NAME)
+    finally:
+        os.close(master)
+        os.close(slave)
+        xs.write(tty_path, tty_a)
+    assert G.console_tty(a, xs=xs) == tty_a
+
+    # a VNC display of the guest's choosing (PV guest: there is no device model)
+    base = f"/local/domain/{a}/console"
+    try:
+        xs.write(f"{base}/vnc-port", "5901")
+        xs.write(f"{base}/vnc-listen", b"203.0.113.7" + ESC)
+        with L.open() as ctx:
+            with pytest.raises(L.LibxlError) as ei:
+                ctx.vnc(NAME)
+        assert ei.value.code == "NOTFOUND"
+        r = pyxen_cli("vnc", NAME)
+        assert r.returncode == 1 and "203.0.113.7" not in r.stdout + r.stderr, r
+        assert "\x1b" not in r.stdout + r.stderr
+    finally:
+        for k in ("vnc-port", "vnc-listen"):
+            if xs.exists(f"{base}/{k}"):
+                xs.rm(f"{base}/{k}")
+
+    # two domains with one name
+    name_path = f"/local/domain/{a}/name"
+    try:
+        xs.write(name_path, NAME_B)
+        with pytest.raises(D.DomainNotFoundError, match="ambiguous"):
+            D.list_disks(NAME_B)
+        with pytest.raises(G.DomainNotFoundError, match="ambiguous"):
+            G.resolve(NAME_B)
+        r = pyxen_cli("block-detach", NAME_B, "xvdl")
+        assert r.returncode == 1 and "ambiguous" in r.stderr, r
+    finally:
+        xs.write(name_path, NAME)
+    D.list_disks(NAME_B)
