@@ -71,6 +71,38 @@ def guest_kit() -> dict:
     return kit
 
 
+def loops_of(path: str) -> list[str]:
+    """Loop devices bound to ``path`` (from sysfs)."""
+    out = []
+    for d in os.listdir("/sys/block"):
+        try:
+            with open(f"/sys/block/{d}/loop/backing_file") as f:
+                if f.read().strip() == os.path.realpath(path):
+                    out.append("/dev/" + d)
+        except OSError:
+            pass
+    return out
+
+
+def qemu_pids() -> dict[int, int]:
+    """pid -> domid of every running qemu-xen device model (from /proc)."""
+    out = {}
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{p}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue
+        except (OSError, IndexError):
+            continue
+        if b"-xen-domid" in argv:
+            out[int(p)] = int(argv[argv.index(b"-xen-domid") + 1])
+    return out
+
+
 def wait_for(pred, timeout=120.0, step=0.5):
     """Poll ``pred`` until it returns something true or ``timeout`` seconds pass; its last
     value."""

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import ConsoleReader, run_tool, wait_for
+from conftest import ConsoleReader, loops_of, run_tool, wait_for
 
 NAME = "pyxen-dev-pv"
 IMG = "/var/tmp/pyxen-dev-{}.img"
@@ -47,19 +47,6 @@ def xl_block_attach(dom, spec: str) -> None:
         r = subprocess.run(["xl", "block-attach", str(dom), spec], capture_output=True,
                            text=True)
     assert r.returncode == 0, r.stderr
-
-
-def loops_of(path: str) -> list[str]:
-    """Loop devices bound to ``path`` (from sysfs)."""
-    out = []
-    for d in os.listdir("/sys/block"):
-        try:
-            with open(f"/sys/block/{d}/loop/backing_file") as f:
-                if f.read().strip() == os.path.realpath(path):
-                    out.append("/dev/" + d)
-        except OSError:
-            pass
-    return out
 
 
 def entries_gone(xs, domid, kind, devid) -> bool:

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from conftest import run_tool
+from conftest import qemu_pids, run_tool
 
 MARKER = "PYXEN-HVM-OK"
 BOOT_TIMEOUT = 3000  # hvmloader + SeaBIOS + kernel under TCG, CPU shared with other labs
@@ -27,25 +27,6 @@ def no_leftovers(xc, xs, G):
     for name, domid in G.domain_names(xs).items():
         if name.startswith("pyxen-t-") and domid not in before:
             G.destroy(domid, xc=xc, xs=xs)
-
-
-def qemu_pids() -> dict[int, int]:
-    """pid -> domid of every running qemu-xen device model (from /proc)."""
-    out = {}
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open(f"/proc/{p}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-            with open(f"/proc/{p}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    continue
-        except (OSError, IndexError):
-            continue
-        if b"-xen-domid" in argv:
-            out[int(p)] = int(argv[argv.index(b"-xen-domid") + 1])
-    return out
 
 
 def snapshot(xc, xs):

@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from conftest import run_tool, wait_for, xl_guest
+from conftest import loops_of, qemu_pids, run_tool, wait_for, xl_guest
 
 import pyxen._interrupt as interrupt
 
@@ -28,21 +28,7 @@ def fds() -> set[str]:
 
 
 def qemu_domids() -> set[int]:
-    out = set()
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open(f"/proc/{p}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-            with open(f"/proc/{p}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    continue
-        except (OSError, IndexError):
-            continue
-        if b"-xen-domid" in argv:
-            out.add(int(argv[argv.index(b"-xen-domid") + 1]))
-    return out
+    return set(qemu_pids().values())
 
 
 def zombies() -> set[int]:
@@ -218,18 +204,6 @@ def test_light_create_interrupted_leaves_nothing(guest_kit, create_waits, step, 
 
 
 # -- devices: attach_disk / attach_nic to a running guest ---------------------------------
-
-def loops_of(path: str) -> list[str]:
-    out = []
-    for d in os.listdir("/sys/block"):
-        try:
-            with open(f"/sys/block/{d}/loop/backing_file") as f:
-                if f.read().strip() == os.path.realpath(path):
-                    out.append(d)
-        except OSError:
-            pass
-    return out
-
 
 def bridge_ports(bridge: str) -> set[str]:
     try:
