@@ -1360,31 +1360,47 @@ class Devices:
             bridge = gl("bridge") or gb("bridge")
         ifname = gl("vifname") or gb("vifname") or f"vif{domid}.{devid}"
         loop_record = gl(LOOP_RECORD) if bdom == 0 else None   # the mirror is dom0's
+
+        def teardown() -> None:
+            if kind == "vif" and bridge:
+                unslave(ifname, bridge)
+            self._remove_entries(fe, be, lx)
+            if kind == "vbd" and node and self._loop_is_the_disks(node, params, loop_record):
+                self._release_loop(node)
+
         clean = True
-        if self.xs.exists(be):
-            def body(t: Transaction) -> bool:
-                if not t.exists(be):
-                    return False
-                t.write(f"{be}/online", "0")
-                st = XenbusState.parse(t.get(f"{be}/state"))
-                if st not in (XenbusState.CLOSED, None):
-                    t.write(f"{be}/state", str(int(XenbusState.CLOSING)))
-                return True
-            if self.xs.transact(body):
-                try:
-                    self.wait_state(be, XenbusState.CLOSED, timeout,
-                                    what=f"{kind} {which} of domain {domid}")
-                except DeviceTimeout:
-                    if not force:
-                        raise
-                    clean = False
-                except DeviceError:
-                    pass            # the backend went away by itself
-        if kind == "vif" and bridge:
-            unslave(ifname, bridge)
-        self._remove_entries(fe, be, lx)
-        if kind == "vbd" and node and self._loop_is_the_disks(node, params, loop_record):
-            self._release_loop(node)
+        try:
+            if self.xs.exists(be):
+                def body(t: Transaction) -> bool:
+                    if not t.exists(be):
+                        return False
+                    t.write(f"{be}/online", "0")
+                    st = XenbusState.parse(t.get(f"{be}/state"))
+                    if st not in (XenbusState.CLOSED, None):
+                        t.write(f"{be}/state", str(int(XenbusState.CLOSING)))
+                    return True
+                if self.xs.transact(body):
+                    _interrupt.point("devices.detach_closing")
+                    try:
+                        self.wait_state(be, XenbusState.CLOSED, timeout,
+                                        what=f"{kind} {which} of domain {domid}")
+                    except DeviceTimeout:
+                        if not force:
+                            raise
+                        clean = False
+                    except DeviceError:
+                        pass            # the backend went away by itself
+                    _interrupt.point("devices.detach_closed")
+        except DeviceTimeout:
+            raise                       # without force: left as it is, as documented
+        except BaseException:
+            # past online=0 there is no way back: a Ctrl-C (or an error) finishes the
+            # removal as a forced detach would, then goes on
+            with _interrupt.deferred_sigint():
+                teardown()
+            raise
+        with _interrupt.deferred_sigint():  # a Ctrl-C now waits for the teardown
+            teardown()
         return clean
 
     @staticmethod

@@ -252,6 +252,21 @@ def test_device_attach_interrupted_at_every_step_leaves_nothing(running, xs):
                 assert wait_for(lambda: bridge_ports("xenbr0") == base_ports, 15), \
                     f"{step}: bridge port left: {bridge_ports('xenbr0') - base_ports}"
                 assert world() == before, f"{step}: {world()} != {before}"
+            # a detach cut short finishes the removal: no entries, no loop, no bridge port
+            for kind, step in [(k, s) for k in ("vbd", "vif")
+                               for s in ("devices.detach_closing", "devices.detach_closed")]:
+                if kind == "vbd":
+                    dev.attach_disk(domid, f"format=raw, vdev=xvdc, access=rw, target={IMG}")
+                    which: str | int = "xvdc"
+                else:
+                    which = dev.attach_nic(domid, "bridge=xenbr0").devid
+                with sigint_at(step) as hit, pytest.raises(KeyboardInterrupt):
+                    dev.detach(domid, kind, which)
+                assert hit["fired"], (kind, step)
+                assert wait_for(lambda: not loops_of(IMG), 15), f"detach {step}: loop left"
+                assert not dev.list_disks(domid) and not dev.list_nics(domid), step
+                assert wait_for(lambda: bridge_ports("xenbr0") == base_ports, 15), step
+                assert wait_for(lambda: world() == before, 15), f"detach {step}: {world()}"
             # and the guest still takes a disk afterwards
             info = dev.attach_disk(domid, f"format=raw, vdev=xvdc, access=rw, target={IMG}")
             assert info.state == D.XenbusState.CONNECTED
