@@ -19,8 +19,11 @@ import uuid
 import pyxen.xenstore as X
 from pyxen.lab import cpio
 
+import pyxen
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORK = os.path.dirname(os.path.dirname(HERE))
+# where the pyxen under test is installed (the lab pip-installs the sdist; see pyxen.lab.vm)
+WORK = os.path.dirname(os.path.dirname(os.path.abspath(pyxen.__file__)))
 PROBE = os.path.join(HERE, "xenstore_guest_probe.py")
 
 INIT = """#!/bin/sh
