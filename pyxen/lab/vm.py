@@ -188,6 +188,15 @@ class _Terminated(Exception):
     pass
 
 
+class _BootFailed(Exception):
+    """The VM stopped before the dom0 said it was ready (the console tail is the message)."""
+
+
+# A boot can die before the job starts (seen: Debian 13's kernel panicking in early boot
+# under TCG on a loaded host); the job's disk is untouched then, so it is booted once more.
+BOOT_ATTEMPTS = 2
+
+
 def _on_sigterm(signum: int, frame: object) -> NoReturn:  # pragma: no cover - signal path
     raise _Terminated()
 
@@ -223,9 +232,21 @@ def run(cmd: list[str], *, timeout: float = 3600, accel: str | None = None,
             proc = subprocess.Popen(qcmd)
             proc.wait()
             return proc.returncode
-        proc = subprocess.Popen(qcmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)
-        return _follow(proc, nonce, timeout, verbose, out)
+        t0 = time.monotonic()
+        for attempt in range(1, BOOT_ATTEMPTS + 1):
+            proc = subprocess.Popen(qcmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT)
+            try:
+                return _follow(proc, nonce, timeout - (time.monotonic() - t0), verbose, out)
+            except _BootFailed as e:
+                proc.wait()
+                sys.stderr.write("pyxen-lab: the VM stopped before the dom0 was ready "
+                                 f"(qemu exit {proc.returncode}); console:\n{e}\n")
+                if attempt == BOOT_ATTEMPTS:
+                    return EXIT_LAB_FAILED
+                # the job has not started (its disk is untouched): boot once more
+                sys.stderr.write("pyxen-lab: booting again\n")
+        return EXIT_LAB_FAILED
     except _Terminated:
         return 143
     except KeyboardInterrupt:
@@ -296,6 +317,8 @@ def _follow(proc: subprocess.Popen, nonce: str, timeout: float, verbose: bool,
                 return rc
             emit(line)
     proc.wait()
+    if not started:
+        raise _BootFailed("\n".join(boot_log[-60:]))
     sys.stderr.write("pyxen-lab: the VM stopped before the job finished "
                      f"(qemu exit {proc.returncode}); console:\n")
     sys.stderr.write("\n".join(boot_log[-60:]) + "\n")
