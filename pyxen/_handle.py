@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, Callable
 
+from .errors import HandleClosedError
+
 if TYPE_CHECKING:
     from ._xen import FFI
     from typing_extensions import Self
@@ -41,7 +43,7 @@ class Handle:
     def _p(self) -> Any:
         ptr = self._ptr
         if ptr is None:
-            raise ValueError(f"I/O operation on closed {type(self).__name__}")
+            raise HandleClosedError(self)
         return ptr
 
     def __enter__(self) -> Self:

@@ -19,6 +19,16 @@ class XenFeatureUnavailable(PyxenError):
     """The Xen release pyxen was built against lacks this call or field."""
 
 
+class HandleClosedError(PyxenError, ValueError):
+    """A call on a handle (XenStore, Ctrl, light.Context, Devices, ...) after ``close()``,
+    or one that was waiting when another thread closed it. A ValueError, as a closed file's
+    "I/O operation on closed file"."""
+
+    def __init__(self, handle: object):
+        name = handle if isinstance(handle, str) else type(handle).__name__
+        super().__init__(f"I/O operation on closed {name}")
+
+
 class DomainNotFoundError(PyxenError, LookupError):
     """No domain with that id or name. Each layer raises its own subclass
     (``ctrl.NoSuchDomainError``, ``light.DomainNotFound``, ``devices.DomainNotFoundError``,

@@ -685,14 +685,20 @@ def _gone(pid: int) -> bool:
         return True
 
 
+#: how long a qemu killed with SIGKILL may take to end (its exit unmaps the guest's memory,
+#: one hypercall a page: seconds under nested TCG)
+DM_KILL_TIMEOUT = 60.0
+
+
 def kill_device_model(domid: int, pid: int | None, timeout: float = 5.0) -> bool:
     """Stop ``domid``'s qemu (SIGTERM, then SIGKILL after ``timeout`` s), as libxl's
-    kill_device_model does; True if a process was stopped."""
+    kill_device_model does, and wait until it has ended (a qemu still alive could write
+    its xenstore nodes again after they are removed); True if a process was stopped."""
     if pid is None or not _is_device_model(pid, domid):
         if pid is not None:
             _gone(pid)  # reap it if it was ours
         return False
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, timeout)):
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, DM_KILL_TIMEOUT)):
         try:
             os.kill(pid, sig)
         except ProcessLookupError:

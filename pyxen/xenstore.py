@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NoReturn, T
 
 from ._handle import Handle
 from ._native import xen
-from .errors import PyxenError, XenError, XenUnavailableError
+from .errors import HandleClosedError, PyxenError, XenError, XenUnavailableError
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -407,7 +407,7 @@ def _available() -> None:
 
 
 def _closed(obj: object) -> NoReturn:
-    raise ValueError(f"I/O operation on closed {type(obj).__name__}")
+    raise HandleClosedError(obj)
 
 
 class XenStore(Handle):
