@@ -67,9 +67,12 @@ static void pyxen_logger_destroy(xentoollog_logger *logger)
         xtl_logger_destroy(logger);
 }
 
-/* libxlutil's XLU_Config is opaque in libxlutil.h. Its layout (libxlu_internal.h, stable
- * since Xen 4.5 added `op`) is mirrored here only to list the parsed settings' names and
- * line numbers; values are always read through the public xlu_cfg_get_* calls. */
+/* libxlutil's XLU_Config is opaque in libxlutil.h, which has no call that lists the
+ * parsed settings. Its layout (libxlu_internal.h, stable since Xen 4.5 added `op`) is
+ * mirrored here only to list the settings' names and line numbers; values are always read
+ * through the public xlu_cfg_get_* calls. pyxen.config checks this mirror against the real
+ * library (a probe config with known names and lines) before its first use, and refuses to
+ * run on a mismatch. */
 struct pyxen_xlu_setting {
     struct pyxen_xlu_setting *next;
     char *name;
@@ -83,23 +86,18 @@ struct pyxen_xlu_config {
     char *config_source;
 };
 
-static int pyxen_xlu_nsettings(const XLU_Config *cfg)
+/* One walk of the list: the first `max` settings (index 0 the newest) into names[] and
+ * linenos[]; returns how many settings there are. */
+static int pyxen_xlu_settings(const XLU_Config *cfg, const char **names, int *linenos,
+                              int max)
 {
     const struct pyxen_xlu_setting *s;
     int n = 0;
-    for (s = ((const struct pyxen_xlu_config *)cfg)->settings; s; s = s->next)
-        n++;
+    for (s = ((const struct pyxen_xlu_config *)cfg)->settings; s; s = s->next, n++) {
+        if (n < max) {
+            names[n] = s->name;
+            linenos[n] = s->lineno;
+        }
+    }
     return n;
-}
-
-static int pyxen_xlu_setting(const XLU_Config *cfg, int i, const char **name, int *lineno)
-{
-    const struct pyxen_xlu_setting *s = ((const struct pyxen_xlu_config *)cfg)->settings;
-    while (s && i-- > 0)
-        s = s->next;
-    if (!s)
-        return -1;
-    *name = s->name;
-    *lineno = s->lineno;
-    return 0;
 }

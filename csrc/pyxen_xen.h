@@ -14,9 +14,9 @@ void pyxen_logger_destroy(xentoollog_logger *logger);
 void free(void *ptr);
 
 /* libxlutil: the settings of a parsed XLU_Config (pyxen.config enumerates keys with
- * these, since libxlutil.h has no iterator). Index 0 is the newest setting. */
-int pyxen_xlu_nsettings(const XLU_Config *cfg);
-int pyxen_xlu_setting(const XLU_Config *cfg, int i, const char **name, int *lineno);
+ * this, since libxlutil.h has no iterator): the first `max` names and line numbers, index 0
+ * the newest; returns the number of settings. */
+int pyxen_xlu_settings(const XLU_Config *cfg, const char **names, int *linenos, int max);
 
 /* libc: an in-memory FILE* for libxlutil's error report. */
 FILE *open_memstream(char **ptr, size_t *sizeloc);

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._native import xen
-from .errors import PyxenError
+from .errors import PyxenError, XenFeatureUnavailable
 
 __all__ = ["ConfigError", "ConfigTypeError", "ConfigWarning", "DomainType",
            "ShutdownAction", "DiskSpec", "NicSpec", "DomainConfig", "parse_file",
@@ -566,23 +566,60 @@ def _error_from_report(report: str, default_file: str, message: str, *,
     return ConfigError(message, file=default_file, line=line, key=key, report=report or None)
 
 
+def _settings(xlu: _Xlu) -> list[tuple[str, int]]:
+    """(name, line) of every setting of a parsed XLU_Config, the newest first (the one the
+    xlu_cfg_get_* calls return): one walk of libxlutil's list."""
+    ffi, lib = xlu.ffi, xlu.lib
+    n = lib.pyxen_xlu_settings(xlu.cfg, ffi.NULL, ffi.NULL, 0)
+    if n <= 0:
+        return []
+    names = ffi.new("const char *[]", n)
+    lines = ffi.new("int[]", n)
+    n = min(n, lib.pyxen_xlu_settings(xlu.cfg, names, lines, n))
+    return [(ffi.string(names[i]).decode("utf-8", "replace"), int(lines[i]))
+            for i in range(n)]
+
+
+#: the probe of :func:`check_layout`: known names on known lines, the newest listed first
+_PROBE = b'pyxen_probe_a = 1\n\npyxen_probe_b = "two"\npyxen_probe_c = [ "x", "y" ]\n'
+_PROBE_WANT = [("pyxen_probe_c", 4), ("pyxen_probe_b", 3), ("pyxen_probe_a", 1)]
+_layout_ok = False
+
+
+def check_layout() -> None:
+    """Check pyxen's mirror of libxlutil's private XLU_Config layout (csrc/pyxen_xen.c)
+    against the real library: a probe config must list its known names and line numbers,
+    and each name must be one the public xlu_cfg_get_* calls find. Runs once, before the
+    first config is read; raises XenFeatureUnavailable on a mismatch (never misreads)."""
+    global _layout_ok
+    if _layout_ok:
+        return
+    with _Xlu("pyxen-layout-probe") as xlu:
+        rc = xlu.lib.xlu_cfg_readdata(xlu.cfg, _PROBE, len(_PROBE))
+        got = _settings(xlu) if rc == 0 else None
+        out = xlu.ffi.new("const char **")
+        found = rc == 0 and xlu.lib.xlu_cfg_get_string(xlu.cfg, b"pyxen_probe_b", out, 1) == 0 \
+            and xlu.ffi.string(out[0]) == b"two"
+    if got != _PROBE_WANT or not found:
+        from ._native import built_version
+        raise XenFeatureUnavailable(
+            "libxlutil's XLU_Config layout is not the one pyxen mirrors to list a config's "
+            f"settings (probe listed {got!r}, want {_PROBE_WANT!r}; pyxen built for Xen "
+            f"{built_version()}): rebuild pyxen against this libxlutil")
+    _layout_ok = True
+
+
 class _Reader:
     """Typed access to the settings of a parsed XLU_Config."""
 
     def __init__(self, xlu: _Xlu):
+        check_layout()
         self.xlu = xlu
-        ffi, lib = xlu.ffi, xlu.lib
         self.lines: dict[str, int] = {}
         self.order: list[str] = []
-        name_p = ffi.new("const char **")
-        line_p = ffi.new("int *")
-        # index 0 is the newest setting: the one the xlu_cfg_get_* calls return
-        for i in range(lib.pyxen_xlu_nsettings(xlu.cfg)):
-            if lib.pyxen_xlu_setting(xlu.cfg, i, name_p, line_p) != 0:
-                break
-            name = ffi.string(name_p[0]).decode("utf-8", "replace")
+        for name, line in _settings(xlu):  # the newest first: the one xlu_cfg_get_* returns
             if name not in self.lines:
-                self.lines[name] = line_p[0]
+                self.lines[name] = line
                 self.order.append(name)
         self.order.reverse()
 

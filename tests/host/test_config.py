@@ -245,3 +245,34 @@ def test_parse_raw_and_continuation():
     assert raw["disk"] == (["x", "y"], 3)
     assert raw["memory"][0] == "1" and raw["vcpus"][0] == "2"
     assert raw["vif"][0] == ["a", "b"]
+
+
+# -- libxlutil's private list of settings (csrc/pyxen_xen.c mirrors its layout) -----------
+
+def test_layout_probe_matches_the_real_libxlutil():
+    """The mirror of XLU_Config lists the probe's names and lines as the library stored them."""
+    config.check_layout()
+    assert config._layout_ok
+
+
+def test_layout_drift_is_refused(monkeypatch):
+    """A listing that differs from the expected one (as a changed layout would read) stops
+    pyxen with a typed error before any config is read."""
+    from pyxen.errors import XenFeatureUnavailable
+    monkeypatch.setattr(config, "_layout_ok", False)
+    monkeypatch.setattr(config, "_PROBE_WANT", [("pyxen_probe_a", 1)])
+    with pytest.raises(XenFeatureUnavailable, match="XLU_Config layout"):
+        config.parse_raw("a = 1\n")
+    monkeypatch.setattr(config, "_PROBE_WANT", list(reversed(config._PROBE_WANT)))
+    with pytest.raises(XenFeatureUnavailable):
+        config.check_layout()
+
+
+def test_settings_listed_in_one_walk_newest_first():
+    """Every setting, with its line, in file order; a repeated key keeps its last value and
+    the line of its first appearance (as before the listing became one walk)."""
+    text = "\n".join(f"k{i} = {i}" for i in range(3000)) + "\nk7 = 'again'\n"
+    raw = config.parse_raw(text)
+    assert list(raw)[:3] == ["k0", "k1", "k2"] and len(raw) == 3000
+    assert raw["k2999"] == ("2999", 3000)
+    assert raw["k7"][0] == "again"

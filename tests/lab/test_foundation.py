@@ -111,3 +111,12 @@ def test_dom0_runs_the_installed_package():
     bad = subprocess.run(["pyxen", "mem-set", "no-such-domain-pyxen", "128"], capture_output=True,
                          text=True, cwd="/")
     assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_libxlutil_layout_mirror_matches_this_release():
+    """pyxen's listing of a parsed config (a mirror of libxlutil's private list) agrees with
+    this release's libxlutil, and a config lists its settings with their lines."""
+    import pyxen.config as config
+    config.check_layout()
+    raw = config.parse_raw("name = 'x'\nmemory = 128\ndisk = [ 'a', 'b' ]\n")
+    assert raw == {"name": ("x", 1), "memory": ("128", 2), "disk": (["a", "b"], 3)}
