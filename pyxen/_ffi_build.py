@@ -1,6 +1,8 @@
-"""CFFI (API, out-of-line) builders for pyxen's two extension modules.
+"""CFFI (API, out-of-line) builders for pyxen's three extension modules.
 
 * ``pyxen._cpuid``: the CPUID helper; no Xen dependency.
+* ``pyxen._linux``: the Linux loop, block and interface ioctls pyxen.devices makes
+  (``csrc/linux.h``); no Xen dependency.
 * ``pyxen._xen``: libxenstore, libxenctrl, libxenguest, libxenlight, libxlutil and
   libxentoollog, declared by the trimmed headers in ``csrc/``.
 
@@ -135,6 +137,12 @@ cpuid_ffi.set_source("pyxen._cpuid", '#include "pyxen_cpuid.h"',
                      sources=[_rel(CSRC / "pyxen_cpuid.c")], include_dirs=[_rel(CSRC)])
 
 
+linux_ffi = FFI()
+linux_ffi.cdef((CSRC / "linux.h").read_text())
+linux_ffi.set_source("pyxen._linux", (CSRC / "pyxen_linux.c").read_text(),
+                     extra_compile_args=["-Wno-unused-function"])
+
+
 def _make_xen_ffi() -> FFI:
     if not _find_header("xenctrl.h") and "PYXEN_XEN_VERSION" not in os.environ:
         sys.exit(FIX)
@@ -159,4 +167,5 @@ xen_ffi = _make_xen_ffi()
 
 if __name__ == "__main__":
     cpuid_ffi.compile(verbose=True)
+    linux_ffi.compile(verbose=True)
     xen_ffi.compile(verbose=True)

@@ -69,6 +69,12 @@ def cpuid() -> tuple[FFI, Any]:
     return _cpuid.ffi, _cpuid.lib
 
 
+def linux() -> tuple[FFI, Any]:
+    """The Linux ioctl interfaces (pyxen._linux: loop, block, interfaces and bridges)."""
+    from . import _linux
+    return _linux.ffi, _linux.lib
+
+
 def require_dom0(what: str) -> None:
     """Raise XenUnavailableError unless this looks like a Xen control domain."""
     if os.path.exists("/dev/xen/privcmd") or os.path.exists("/proc/xen/privcmd"):

@@ -38,17 +38,15 @@ from __future__ import annotations
 
 import enum
 import errno as _errno
-import fcntl
 import os
 import re
 import socket
 import stat
-import struct
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
-from . import _interrupt
+from . import _interrupt, _native
 from ._text import printable
 from .config import ConfigError, DiskSpec, NicSpec, parse_disk, parse_nic
 from .errors import DomainNotFoundError as _DomainNotFoundError
@@ -267,20 +265,38 @@ def _check_target(path: object) -> str:
 # loop devices (ioctls from <linux/loop.h>)
 # ---------------------------------------------------------------------------------------
 
-LOOP_SET_FD = 0x4C00
-LOOP_CLR_FD = 0x4C01
-LOOP_SET_STATUS64 = 0x4C04
-LOOP_GET_STATUS64 = 0x4C05
-LOOP_CONFIGURE = 0x4C0A
-LOOP_CTL_GET_FREE = 0x4C82
-LO_FLAGS_READ_ONLY = 1
-LO_FLAGS_AUTOCLEAR = 4
-BLKROGET = 0x125E
-LO_NAME_SIZE = 64
-# struct loop_info64: 5 x u64, 4 x u32, file name, crypt name, key (64, 64, 32), 2 x u64
-_LOOP_INFO64 = struct.Struct("=5Q4I64s64s32s2Q")
-# struct loop_config: u32 fd, u32 block_size, loop_info64, 8 x u64 reserved
-_LOOP_CONFIG = struct.Struct(f"=II{_LOOP_INFO64.size}s8Q")
+# Constants and struct layouts are the compiler's (csrc/linux.h, module pyxen._linux).
+_LX: Any = None
+
+
+def _lx() -> tuple[Any, Any]:
+    global _LX
+    if _LX is None:
+        _LX = _native.linux()
+    return _LX
+
+
+def _ioctl(fd: int, request: int, arg: Any = 0) -> int:
+    """One ioctl through pyxen._linux: ``arg`` an int or a cdata pointer; OSError on -1."""
+    ffi, lib = _lx()
+    if isinstance(arg, int):
+        rc = lib.pyxen_ioctl_arg(fd, request, arg)
+    else:
+        rc = lib.pyxen_ioctl_ptr(fd, request, arg)
+    if rc < 0:
+        err = ffi.errno
+        raise OSError(err, os.strerror(err))
+    return int(rc)
+
+
+def _loop_info(filename: str, flags: int) -> Any:
+    """A ``struct loop_info64`` naming ``filename`` with ``flags``."""
+    ffi, lib = _lx()
+    info = ffi.new("struct loop_info64 *")
+    info.lo_flags = flags
+    name = os.fsencode(os.path.abspath(filename))[:lib.LO_NAME_SIZE - 1]
+    ffi.memmove(info.lo_file_name, name, len(name))
+    return info
 
 
 @dataclass(frozen=True)
@@ -305,16 +321,19 @@ class LoopDevice:
         closes the fd before it goes on; a caller that must not lose the pair to a Ctrl-C
         between this return and its own assignment calls it under
         ``_interrupt.deferred_sigint()``, as :meth:`Devices.attach_disk` does."""
-        flags = (LO_FLAGS_READ_ONLY if readonly else 0) | (LO_FLAGS_AUTOCLEAR if autoclear
-                                                           else 0)
+        ffi, lib = _lx()
+        flags = (lib.LO_FLAGS_READ_ONLY if readonly else 0) | \
+            (lib.LO_FLAGS_AUTOCLEAR if autoclear else 0)
         _check_target(filename)
         try:
             ffd = os.open(filename, os.O_RDONLY if readonly else os.O_RDWR)
         except OSError as e:
             raise HotplugError(e.errno, f"cannot open {filename}: {e.strerror}") from None
         try:
-            name = os.fsencode(os.path.abspath(filename))[:LO_NAME_SIZE - 1]
-            info = _LOOP_INFO64.pack(0, 0, 0, 0, 0, 0, 0, 0, flags, name, b"", b"", 0, 0)
+            info = _loop_info(filename, flags)
+            config = ffi.new("struct loop_config *")
+            config.fd = ffd
+            config.info = info[0]
             last = None
             for _ in range(attempts):   # another process may grab the free one first
                 try:
@@ -323,7 +342,7 @@ class LoopDevice:
                     raise HotplugError(e.errno, "cannot open /dev/loop-control (is the loop "
                                        f"module loaded?): {e.strerror}") from None
                 try:
-                    num = fcntl.ioctl(ctl, LOOP_CTL_GET_FREE)
+                    num = _ioctl(ctl, lib.LOOP_CTL_GET_FREE)
                 except OSError as e:
                     raise HotplugError(e.errno, "LOOP_CTL_GET_FREE: no free loop device: "
                                        f"{e.strerror}") from None
@@ -333,16 +352,15 @@ class LoopDevice:
                 lfd = os.open(path, (os.O_RDONLY if readonly else os.O_RDWR) | os.O_CLOEXEC)
                 try:
                     try:
-                        fcntl.ioctl(lfd, LOOP_CONFIGURE,
-                                    _LOOP_CONFIG.pack(ffd, 0, info, *([0] * 8)))
+                        _ioctl(lfd, lib.LOOP_CONFIGURE, config)
                     except OSError as e:
                         if e.errno not in (_errno.EINVAL, _errno.ENOTTY):
                             raise
-                        fcntl.ioctl(lfd, LOOP_SET_FD, ffd)       # kernels before 5.8
+                        _ioctl(lfd, lib.LOOP_SET_FD, ffd)       # kernels before 5.8
                         try:
-                            fcntl.ioctl(lfd, LOOP_SET_STATUS64, info)
+                            _ioctl(lfd, lib.LOOP_SET_STATUS64, info)
                         except OSError:
-                            fcntl.ioctl(lfd, LOOP_CLR_FD)
+                            _ioctl(lfd, lib.LOOP_CLR_FD)
                             raise
                 except OSError as e:
                     os.close(lfd)
@@ -362,7 +380,7 @@ class LoopDevice:
                 except BaseException:
                     with _interrupt.deferred_sigint():
                         try:
-                            fcntl.ioctl(lfd, LOOP_CLR_FD)
+                            _ioctl(lfd, lib.LOOP_CLR_FD)
                         except OSError:
                             pass
                         os.close(lfd)
@@ -383,14 +401,15 @@ class LoopDevice:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             return None
+        ffi, lib = _lx()
+        info = ffi.new("struct loop_info64 *")
         try:
-            raw = fcntl.ioctl(fd, LOOP_GET_STATUS64, bytes(_LOOP_INFO64.size))
+            _ioctl(fd, lib.LOOP_GET_STATUS64, info)
         except OSError:
             return None             # ENXIO: not bound
         finally:
             os.close(fd)
-        lo_device, lo_inode = _LOOP_INFO64.unpack(raw)[:2]
-        return f"{lo_device}:{lo_inode}"
+        return f"{info.lo_device}:{info.lo_inode}"
 
     @staticmethod
     def backing_file_of(path: str) -> str | None:
@@ -415,7 +434,7 @@ class LoopDevice:
                 return False
             raise HotplugError(e.errno, f"cannot open {path}: {e.strerror}") from None
         try:
-            fcntl.ioctl(fd, LOOP_CLR_FD)
+            _ioctl(fd, _lx()[1].LOOP_CLR_FD)
             return True
         except OSError as e:
             if e.errno == _errno.ENXIO:
@@ -429,22 +448,20 @@ class LoopDevice:
 # network interfaces and bridges (ioctls from <linux/sockios.h>, <linux/if_bridge.h>)
 # ---------------------------------------------------------------------------------------
 
-SIOCGIFFLAGS = 0x8913
-SIOCSIFFLAGS = 0x8914
-SIOCSIFNAME = 0x8923
-SIOCGIFINDEX = 0x8933
-SIOCBRADDIF = 0x89A2
-SIOCBRDELIF = 0x89A3
-IFF_UP = 0x1
-IFNAMSIZ = 16
+IFNAMSIZ = 16     # <net/if.h>; _check_ifname refuses longer names before any ioctl
 
 
-def _ifreq(name: str, fmt: str = "", *vals: int | bytes) -> bytes:
+def _check_ifname(name: str) -> bytes:
     b = name.encode()
     if len(b) >= IFNAMSIZ:
         raise DeviceSpecError(f"interface name {name!r} is longer than {IFNAMSIZ - 1}")
-    data = struct.pack(f"{IFNAMSIZ}s" + fmt, b, *vals)
-    return data + b"\0" * (40 - len(data))
+    return b
+
+
+def _if_call(rc: int) -> None:
+    if rc < 0:
+        err = _lx()[0].errno
+        raise OSError(err, os.strerror(err))
 
 
 def _sock() -> socket.socket:
@@ -467,22 +484,37 @@ def bridge_of(ifname: str) -> str | None:
         return None
 
 
+def _flags(s: socket.socket, ifname: str) -> int:
+    ffi, lib = _lx()
+    out = ffi.new("unsigned int *")
+    _if_call(lib.pyxen_if_get_flags(s.fileno(), _check_ifname(ifname), out))
+    return int(out[0])
+
+
 def if_is_up(ifname: str) -> bool:
     with _sock() as s:
-        r = fcntl.ioctl(s, SIOCGIFFLAGS, _ifreq(ifname, "H", 0))
-    return bool(struct.unpack_from("H", r, IFNAMSIZ)[0] & IFF_UP)
+        return bool(_flags(s, ifname) & _lx()[1].IFF_UP)
 
 
 def _set_up(s: socket.socket, ifname: str, up: bool) -> None:
-    r = fcntl.ioctl(s, SIOCGIFFLAGS, _ifreq(ifname, "H", 0))
-    flags = struct.unpack_from("H", r, IFNAMSIZ)[0]
-    flags = (flags | IFF_UP) if up else (flags & ~IFF_UP)
-    fcntl.ioctl(s, SIOCSIFFLAGS, _ifreq(ifname, "H", flags))
+    lib = _lx()[1]
+    flags = _flags(s, ifname)
+    flags = (flags | lib.IFF_UP) if up else (flags & ~lib.IFF_UP)
+    _if_call(lib.pyxen_if_set_flags(s.fileno(), _check_ifname(ifname), flags))
 
 
 def _ifindex(s: socket.socket, ifname: str) -> int:
-    r = fcntl.ioctl(s, SIOCGIFINDEX, _ifreq(ifname, "i", 0))
-    return struct.unpack_from("i", r, IFNAMSIZ)[0]
+    ffi, lib = _lx()
+    n = lib.if_nametoindex(_check_ifname(ifname))
+    if n == 0:
+        err = ffi.errno
+        raise OSError(err, os.strerror(err))
+    return int(n)
+
+
+def _bridge_port(s: socket.socket, request: int, bridge: str, ifname: str) -> None:
+    lib = _lx()[1]
+    _if_call(lib.pyxen_br_port(s.fileno(), request, _check_ifname(bridge), _ifindex(s, ifname)))
 
 
 def enslave(ifname: str, bridge: str, *, rename: str | None = None) -> str:
@@ -492,10 +524,11 @@ def enslave(ifname: str, bridge: str, *, rename: str | None = None) -> str:
         with _sock() as s:
             if rename and rename != ifname:
                 _set_up(s, ifname, False)
-                fcntl.ioctl(s, SIOCSIFNAME, _ifreq(ifname, f"{IFNAMSIZ}s", rename.encode()))
+                _if_call(_lx()[1].pyxen_if_rename(s.fileno(), _check_ifname(ifname),
+                                                  _check_ifname(rename)))
                 ifname = rename
             if bridge_of(ifname) != bridge:
-                fcntl.ioctl(s, SIOCBRADDIF, _ifreq(bridge, "i", _ifindex(s, ifname)))
+                _bridge_port(s, _lx()[1].SIOCBRADDIF, bridge, ifname)
             _set_up(s, ifname, True)
     except OSError as e:
         raise HotplugError(e.errno, f"cannot add {ifname} to bridge {bridge}: "
@@ -508,7 +541,7 @@ def unslave(ifname: str, bridge: str) -> None:
     try:
         with _sock() as s:
             if bridge_of(ifname) == bridge:
-                fcntl.ioctl(s, SIOCBRDELIF, _ifreq(bridge, "i", _ifindex(s, ifname)))
+                _bridge_port(s, _lx()[1].SIOCBRDELIF, bridge, ifname)
     except OSError:
         pass
 
@@ -963,8 +996,10 @@ class Devices:
             except OSError:
                 return True
             try:
-                r = fcntl.ioctl(fd, BLKROGET, struct.pack("i", 0))
-                return bool(struct.unpack("i", r)[0])
+                ffi, lib = _lx()
+                ro = ffi.new("int *")
+                _ioctl(fd, lib.BLKROGET, ro)
+                return bool(ro[0])
             finally:
                 os.close(fd)
         if not st.st_mode & 0o222:        # the block script's `stat -c %A | grep -q w`

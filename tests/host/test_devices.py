@@ -1,7 +1,9 @@
 """pyxen.devices pure logic: vdev <-> devid, struct layouts of the ioctls, spec checks that
 need no Xen (the parser is libxlutil's own, linked in)."""
 
-import struct
+import errno
+import os
+import socket
 
 import pytest
 
@@ -43,17 +45,57 @@ def test_letters_round_trip():
         assert D._letters_to_index(D._index_to_letters(i)) == i
 
 
-def test_loop_structs_match_linux_abi():
-    # struct loop_info64 is 232 bytes and struct loop_config 304 on every Linux ABI
-    assert D._LOOP_INFO64.size == 232
-    assert D._LOOP_CONFIG.size == 304
+def test_loop_structs_are_the_compilers():
+    """Layouts and request numbers come from the kernel headers (pyxen._linux), matching
+    Linux's stable uapi: struct loop_info64 232 bytes, struct loop_config 304."""
+    ffi, lib = D._lx()
+    assert ffi.sizeof("struct loop_info64") == 232 and ffi.sizeof("struct loop_config") == 304
+    assert ffi.offsetof("struct loop_info64", "lo_flags") == 52
+    assert ffi.offsetof("struct loop_config", "info") == 8
+    assert (lib.LOOP_SET_FD, lib.LOOP_CONFIGURE, lib.LOOP_CTL_GET_FREE) == (0x4C00, 0x4C0A,
+                                                                          0x4C82)
+    assert (lib.SIOCBRADDIF, lib.SIOCBRDELIF, lib.IFNAMSIZ) == (0x89A2, 0x89A3, 16)
+    info = D._loop_info("/x/" + "f" * 100, 5)
+    assert info.lo_flags == 5
+    name = bytes(ffi.buffer(info.lo_file_name))
+    assert len(name) == 64 and name.startswith(b"/x/fff") and name[-1:] == b"\0"
 
 
-def test_ifreq_layout():
-    r = D._ifreq("xenbr0", "i", 7)
-    assert len(r) == 40 and r[:6] == b"xenbr0" and struct.unpack_from("i", r, 16)[0] == 7
-    with pytest.raises(D.DeviceSpecError):
-        D._ifreq("a" * 16)
+def test_interface_ioctls_on_this_host():
+    """The struct ifreq helpers against the host's own kernel: loopback is up and has index
+    1; a missing interface is ENODEV; a name too long for IFNAMSIZ never reaches the kernel."""
+    assert D.if_is_up("lo")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        assert D._ifindex(s, "lo") == 1
+        with pytest.raises(OSError) as e:
+            D._flags(s, "pyxen-none0")
+        assert e.value.errno == errno.ENODEV
+        with pytest.raises(D.DeviceSpecError):
+            D._flags(s, "a" * 16)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/loop-control"),
+                    reason="needs root and the loop driver")
+def test_loop_device_round_trip_on_this_host(tmp_path):
+    """LOOP_CTL_GET_FREE + LOOP_CONFIGURE through pyxen._linux bind a file read-only; the
+    kernel reports the file's st_dev:st_ino back; LOOP_CLR_FD frees it."""
+    f = tmp_path / "disk.img"
+    f.write_bytes(b"\xab" * 65536)
+    loop, fd = D.LoopDevice.attach(str(f), readonly=True, autoclear=False)
+    try:
+        st = f.stat()
+        assert loop.backing_id == f"{st.st_dev}:{st.st_ino}"
+        assert D.LoopDevice.backing_id_of(loop.path) == loop.backing_id
+        assert D.LoopDevice.backing_file_of(loop.path) == str(f)
+        with open(f"/sys/block/loop{loop.number}/ro") as ro:
+            assert ro.read().strip() == "1"
+        assert os.pread(fd, 4, 0) == b"\xab" * 4
+        assert D.Devices._read_only(loop.path, os.stat(loop.path))
+    finally:
+        os.close(fd)
+        assert D.LoopDevice.release(loop.path)
+    assert D.LoopDevice.backing_id_of(loop.path) is None
+    assert not D.LoopDevice.release(loop.path)
 
 
 def test_states():

@@ -64,7 +64,7 @@ def test_sdist_carries_what_the_build_needs(sdist_names):
 def test_wheel_carries_extensions_subpackages_and_marker(wheel):
     names = set(wheel.namelist())
     assert "pyxen/py.typed" in names
-    for mod in ("_xen", "_cpuid"):
+    for mod in ("_xen", "_cpuid", "_linux"):
         assert any(n.startswith(f"pyxen/{mod}.") and n.endswith(".so") for n in names), mod
         assert f"pyxen/{mod}.pyi" in names, mod
     for pkg in _packages():
