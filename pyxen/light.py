@@ -103,6 +103,17 @@ class ShutdownReason(enum.Enum):
     SOFT_RESET = "soft_reset"
     UNKNOWN = "unknown"
 
+    @property
+    def xl_letter(self) -> str:
+        """The fifth letter of ``xl list``'s State column for a domain shut down so."""
+        return _XL_LETTERS[self]
+
+
+_XL_LETTERS = {ShutdownReason.POWEROFF: "-", ShutdownReason.REBOOT: "r",
+               ShutdownReason.SUSPEND: "s", ShutdownReason.CRASH: "c",
+               ShutdownReason.WATCHDOG: "w", ShutdownReason.SOFT_RESET: "S",
+               ShutdownReason.UNKNOWN: "?"}
+
 
 class ConsoleType(enum.IntEnum):
     SERIAL = 1
@@ -163,14 +174,15 @@ class DomainInfo:
 
     @property
     def state(self) -> str:
-        """``xl list``'s state column (``r-----``)."""
+        """``xl list``'s state column (``r-----``): r b p s, then the shutdown reason's
+        letter (- r s c w S for poweroff/reboot/suspend/crash/watchdog/soft_reset), then d."""
         r = self.shutdown_reason
+        reason = (r.xl_letter if isinstance(r, ShutdownReason) else "?") if self.shutdown \
+            else "-"
         return "".join([
             "r" if self.running else "-", "b" if self.blocked else "-",
-            "p" if self.paused else "-",
-            "s" if self.shutdown else "-",
-            "c" if self.shutdown and r == ShutdownReason.CRASH else "-",
-            "d" if self.dying else "-"])
+            "p" if self.paused else "-", "s" if self.shutdown else "-",
+            reason, "d" if self.dying else "-"])
 
     @property
     def cpu_seconds(self) -> float:

@@ -74,3 +74,21 @@ def test_error_classes():
     assert isinstance(ctrl._error(errno.EINVAL, "c"), ValueError)
     assert isinstance(ctrl._error(errno.ENOMEM, "c"), ctrl.XenOutOfMemoryError)
     assert type(ctrl._error(errno.EBUSY, "c")) is ctrl.XenCtrlError
+
+
+def test_light_state_letters_as_xl():
+    """light.DomainInfo prints the same State column as ctrl's (it showed only 'c' as a
+    reason letter: a rebooting domain printed ---s-- where xl prints ---sr-)."""
+    import pyxen.light as light
+    R = light.ShutdownReason
+    base = dict(domid=5, name="g", uuid="0" * 36, type=None, running=False, blocked=False,
+                paused=False, shutdown=False, dying=False, shutdown_reason=None,
+                current_memkb=0, outstanding_memkb=0, max_memkb=0, cpu_time=0,
+                vcpu_online=1, vcpu_max_id=0, cpupool=0)
+    for reason, state in ((R.POWEROFF, "---s--"), (R.REBOOT, "---sr-"), (R.SUSPEND, "---ss-"),
+                          (R.CRASH, "---sc-"), (R.WATCHDOG, "---sw-"),
+                          (R.SOFT_RESET, "---sS-"), (R.UNKNOWN, "---s?-")):
+        assert light.DomainInfo(**dict(base, shutdown=True, shutdown_reason=reason)).state \
+            == state
+    assert light.DomainInfo(**dict(base, running=True, shutdown_reason=R.POWEROFF)).state \
+        == "r-----"
