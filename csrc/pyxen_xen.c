@@ -11,6 +11,7 @@
 #include <libxl.h>
 #include <libxl_utils.h>
 #include <libxlutil.h>
+#include <xenhypfs.h>
 
 static const int pyxen_built_xen_major = PYXEN_XEN_MAJOR;
 static const int pyxen_built_xen_minor = PYXEN_XEN_MINOR;

@@ -34,3 +34,16 @@ def test_cli_reports_missing_xen(capsys):
     from pyxen.cli import main
     assert main(["info"]) == 1  # a failed operation, as xl: 2 is for usage errors only
     assert "privcmd" in capsys.readouterr().err
+
+
+def test_hypfs_open_raises_typed_error():
+    import pyxen.hypfs
+    with pytest.raises(XenUnavailableError, match="hypfs"):
+        pyxen.hypfs.open()
+
+
+@pytest.mark.parametrize("bad", ["relative", "/a\0b", "/é", "/" + "a" * 1024, b"/x", None])
+def test_hypfs_paths_checked_before_c(bad):
+    import pyxen.hypfs
+    with pytest.raises(pyxen.hypfs.HypfsPathError):
+        pyxen.hypfs._path(bad)
