@@ -12,6 +12,7 @@
 #include <libxl_utils.h>
 #include <libxlutil.h>
 #include <xenhypfs.h>
+#include <xenstat.h>
 
 static const int pyxen_built_xen_major = PYXEN_XEN_MAJOR;
 static const int pyxen_built_xen_minor = PYXEN_XEN_MINOR;

@@ -18,7 +18,7 @@ from .. import __version__
 from .._text import printable
 from ..errors import PyxenError
 
-AREAS = ("host", "xenstore", "light", "guest", "devices", "hypfs")
+AREAS = ("host", "xenstore", "light", "guest", "devices", "hypfs", "stat")
 
 
 def print_json(obj: Any) -> None:
