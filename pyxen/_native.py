@@ -65,6 +65,7 @@ def check_hypervisor(major: int, minor: int) -> None:
 
 
 def cpuid() -> tuple[FFI, Any]:
+    """The CPUID helper module (pyxen._cpuid): its ffi and lib."""
     from . import _cpuid
     return _cpuid.ffi, _cpuid.lib
 

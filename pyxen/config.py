@@ -153,6 +153,7 @@ class ShutdownAction(str, enum.Enum):
 
     @classmethod
     def from_xl(cls, text: str) -> "ShutdownAction":
+        """The action an xl.cfg value names (``rename-restart`` and the like)."""
         t = text.strip().lower()
         t = {"rename-restart": "restart_rename"}.get(t, t).replace("-", "_")
         return cls(t)
@@ -182,6 +183,7 @@ class DiskSpec:
     spec: str | None = field(default=None, compare=False)
 
     def to_libxl_json(self) -> dict:
+        """This disk as libxl's ``libxl_device_disk`` JSON."""
         d: dict = {"vdev": self.vdev}
         if self.pdev_path is not None:
             d["pdev_path"] = self.pdev_path
@@ -205,6 +207,7 @@ class DiskSpec:
 
     @classmethod
     def from_libxl_json(cls, d: dict) -> "DiskSpec":
+        """A DiskSpec from libxl's ``libxl_device_disk`` JSON."""
         return cls(vdev=d.get("vdev") or "", pdev_path=d.get("pdev_path"),
                    backend=d.get("backend", "unknown"), format=d.get("format", "unknown"),
                    script=d.get("script"), readwrite=bool(d.get("readwrite", 0)),
@@ -235,6 +238,7 @@ class NicSpec:
     spec: str | None = field(default=None, compare=False)
 
     def to_libxl_json(self) -> dict:
+        """This NIC as libxl's ``libxl_device_nic`` JSON."""
         d: dict = {"mac": self.mac}
         for k, j in (("bridge", "bridge"), ("ip", "ip"), ("script", "script"),
                      ("vifname", "ifname"), ("model", "model"), ("backend", "backend_domname"),
@@ -250,6 +254,7 @@ class NicSpec:
 
     @classmethod
     def from_libxl_json(cls, d: dict, rate: str | None = None) -> "NicSpec":
+        """A NicSpec from libxl's ``libxl_device_nic`` JSON."""
         return cls(mac=d.get("mac", ""), bridge=d.get("bridge"), ip=d.get("ip"),
                    script=d.get("script"), vifname=d.get("ifname"), model=d.get("model"),
                    rate=rate, type=d.get("nictype"), backend=d.get("backend_domname"),
@@ -308,6 +313,7 @@ class DomainConfig:
     source: str | None = field(default=None, compare=False, repr=False)
 
     def replace(self, **changes: Any) -> "DomainConfig":
+        """A copy with the given fields changed (dataclasses.replace)."""
         return dataclasses.replace(self, **changes)
 
     # -- libxl JSON ------------------------------------------------------------------

@@ -115,6 +115,7 @@ class CpuInfo:
 
 
 def vendor() -> str:
+    """The CPU vendor string (CPUID leaf 0: GenuineIntel, AuthenticAMD, ...)."""
     _, b, c, d = cpuid(0)
     return _regs_str(b, d, c)
 

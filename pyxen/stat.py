@@ -119,10 +119,12 @@ class DomainStat:
 
     @property
     def net_tx_bytes(self) -> int:
+        """Bytes sent by the domain over all its vifs."""
         return sum(n.tx_bytes for n in self.networks)
 
     @property
     def net_rx_bytes(self) -> int:
+        """Bytes received by the domain over all its vifs."""
         return sum(n.rx_bytes for n in self.networks)
 
     def vbd_total(self, what: str) -> int | None:

@@ -22,10 +22,12 @@ AREAS = ("host", "xenstore", "light", "guest", "devices", "hypfs", "stat")
 
 
 def print_json(obj: Any) -> None:
+    """Print ``obj`` as indented, key-sorted JSON (anything else as str)."""
     print(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``pyxen`` argument parser, with every area's verbs."""
     p = argparse.ArgumentParser(prog="pyxen", description="Xen control from Python, in-process.")
     p.add_argument("--version", action="version", version=f"pyxen {__version__}")
     sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
@@ -35,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``pyxen`` command line; returns the exit status (xl's)."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

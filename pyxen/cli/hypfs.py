@@ -8,6 +8,7 @@ from . import print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``pyxen hypfs`` and its verbs."""
     p = sub.add_parser("hypfs", help="read the hypervisor file system (like xenhypfs)")
     hsub = p.add_subparsers(dest="hypfs_verb", metavar="OP", required=True)
     ls = hsub.add_parser("ls", help="list a directory: type, rw, name (as xenhypfs ls)")
@@ -28,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    """``pyxen hypfs ls PATH``: one line an entry, as xenhypfs ls."""
     from .. import hypfs
     with hypfs.open() as fs:
         entries = fs.ls(args.path)
@@ -41,6 +43,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_cat(args: argparse.Namespace) -> int:
+    """``pyxen hypfs cat PATH``: the node as xenhypfs cat prints it (or its typed value)."""
     import sys
     from .. import hypfs
     with hypfs.open() as fs:
@@ -59,6 +62,7 @@ def cmd_cat(args: argparse.Namespace) -> int:
 
 
 def cmd_write(args: argparse.Namespace) -> int:
+    """``pyxen hypfs write PATH VALUE``."""
     from .. import hypfs
     with hypfs.open() as fs:
         fs.write(args.path, args.value)
@@ -66,6 +70,7 @@ def cmd_write(args: argparse.Namespace) -> int:
 
 
 def cmd_tree(args: argparse.Namespace) -> int:
+    """``pyxen hypfs tree``: every node, indented, as xenhypfs tree."""
     from .. import hypfs
     print("/")
     with hypfs.open() as fs:

@@ -10,6 +10,7 @@ from . import print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``pyxen top``."""
     p = sub.add_parser("top", help="domain statistics as xentop -b prints them")
     p.add_argument("-b", "--batch", action="store_true",
                    help="batch mode (the only mode: accepted for xentop's command line)")
@@ -30,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_top(args: argparse.Namespace) -> int:
+    """``pyxen top``: xentop's batch table (or JSON) for N samples."""
     from .. import stat
     from ..errors import PyxenError
     if args.iterations < 0 or args.delay <= 0:
