@@ -51,8 +51,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 from . import _interrupt
 from ._text import printable
 from .config import ConfigError, DiskSpec, NicSpec, parse_disk, parse_nic
-from .errors import DomainNotFoundError as _DomainNotFoundError
-from .errors import PyxenError
+from .errors import (BackendDomainError, DeviceBusyError, DeviceError,  # noqa: F401
+                     DeviceNotFoundError, DeviceSpecError, DeviceSpecTypeError, DeviceTimeout,
+                     DomainNotFoundError, HotplugError)
 
 if TYPE_CHECKING:
     from .ctrl import Ctrl
@@ -78,48 +79,8 @@ LOOP_RECORD = "pyxen-loop"  # mirror node: "<loop device> <st_dev>:<st_ino>" of 
 # errors and types
 # ---------------------------------------------------------------------------------------
 
-class DeviceError(PyxenError):
-    """A device could not be attached, listed or detached."""
-
-
-class DeviceSpecError(DeviceError, ValueError):
-    """A disk or vif spec is wrong (unknown key, missing target, read-only target with
-    mode w, unsupported backend or network mode). Raised before anything is written."""
-
-
-class DeviceSpecTypeError(DeviceSpecError, TypeError):
-    """A spec, vdev or devid of the wrong Python type (``vdev_to_devid(None)``)."""
-
-
-class DeviceBusyError(DeviceError):
-    """The vdev / devid is already in use in that domain."""
-
-
-class DomainNotFoundError(DeviceError, _DomainNotFoundError):
-    """No such (frontend) domain."""
-
-
-class BackendDomainError(DeviceError, LookupError):
-    """The backend domain does not exist."""
-
-
-class DeviceNotFoundError(DeviceError, LookupError):
-    """No such device in that domain."""
-
-
-class DeviceTimeout(DeviceError, TimeoutError):
-    """A device did not reach the wanted xenbus state; ``path``, ``state`` (where it is
-    stuck) and ``wanted`` say where."""
-
-    def __init__(self, message: str, *, path: str, state: "XenbusState | None",
-                 wanted: "XenbusState"):
-        super().__init__(message)
-        self.path, self.state, self.wanted = path, state, wanted
-
-
-class HotplugError(DeviceError, OSError):
-    """The in-process hotplug work (loop device, bridge) failed."""
-
+# The exception classes live in pyxen.errors. ``DomainNotFoundError`` is
+# errors.DomainNotFoundError itself (one class for "no such domain", not a shadow).
 
 class XenbusState(enum.IntEnum):
     UNKNOWN = 0
