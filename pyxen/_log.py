@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from ._native import xen
+from .errors import OutOfMemoryError
 
 # xentoollog_level → logging level
 _LEVELS = {1: 5, 2: logging.DEBUG, 3: logging.DEBUG, 4: logging.INFO, 5: logging.INFO,
@@ -52,5 +53,5 @@ class XtlLogger:
         self._handle = ffi.new_handle(self)
         raw = lib.pyxen_logger_new(self._handle, min_level)
         if raw == ffi.NULL:
-            raise MemoryError("xentoollog logger")
+            raise OutOfMemoryError("xentoollog logger")
         self.ptr = ffi.gc(raw, lib.pyxen_logger_destroy)

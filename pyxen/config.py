@@ -29,37 +29,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._native import xen
-from .errors import PyxenError, XenFeatureUnavailable
+from .errors import (ConfigError, ConfigTypeError, OutOfMemoryError,  # noqa: F401
+                     PyxenError, XenFeatureUnavailable)
 
 __all__ = ["ConfigError", "ConfigTypeError", "ConfigWarning", "DomainType",
            "ShutdownAction", "DiskSpec", "NicSpec", "DomainConfig", "parse_file",
            "parse_string", "parse_disk", "parse_nic", "random_mac"]
 
 
-class ConfigError(PyxenError, ValueError):
-    """A domain config is malformed: ``file``, ``line`` (1-based, or None) and ``key``."""
-
-    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
-                 key: str | None = None, report: str | None = None):
-        self.message = message
-        self.file = file
-        self.line = line
-        self.key = key
-        self.report = report
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        where = ""
-        if self.file:
-            where = self.file + (f":{self.line}" if self.line else "") + ": "
-        elif self.line:
-            where = f"line {self.line}: "
-        key = f"{self.key}: " if self.key else ""
-        return f"{where}{key}{self.message}"
-
-
-class ConfigTypeError(ConfigError, TypeError):
-    """An argument of the wrong Python type (``parse_disk(None)``, ``parse_file(3)``)."""
+# ConfigError and ConfigTypeError live in pyxen.errors (imported above)
 
 
 # ---------------------------------------------------------------------------------------
@@ -513,12 +491,12 @@ class _Xlu:
         self._size = ffi.new("size_t *")
         self._stream = lib.open_memstream(self._buf, self._size)
         if self._stream == ffi.NULL:
-            raise MemoryError("open_memstream")
+            raise OutOfMemoryError("open_memstream")
         self._seen = 0
         self.cfg = lib.xlu_cfg_init(self._stream, filename.encode("utf-8", "surrogateescape"))
         if self.cfg == ffi.NULL:
             self._close_stream()
-            raise MemoryError("xlu_cfg_init")
+            raise OutOfMemoryError("xlu_cfg_init")
 
     def report(self) -> str:
         """What libxlutil wrote to its report stream since the last call."""

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._native import cpuid as _cpuid_ext
+from .errors import ArgumentError, MsrReadError
 
 if TYPE_CHECKING:
     from ._xen import FFI
@@ -207,7 +208,7 @@ def firmware_from_msr(tech: str, value: int) -> Firmware:
         return Firmware.DISABLED if locked and not outside_smx else Firmware.ENABLED
     if tech == "svm":
         return Firmware.DISABLED if value & VM_CR_SVMDIS else Firmware.ENABLED
-    raise ValueError(f"unknown technology {tech!r}")
+    raise ArgumentError(f"unknown technology {tech!r}")
 
 
 def read_msr(msr: int, cpu: int = 0) -> int:
@@ -218,7 +219,7 @@ def read_msr(msr: int, cpu: int = 0) -> int:
     finally:
         os.close(fd)
     if len(data) != 8:
-        raise OSError(_errno.EIO, "short MSR read")
+        raise MsrReadError(_errno.EIO, "short MSR read")
     return struct.unpack("<Q", data)[0]
 
 

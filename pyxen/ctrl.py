@@ -14,7 +14,10 @@ from . import _interrupt
 from ._handle import Handle
 from ._log import XtlLogger
 from ._native import check_hypervisor, require_dom0, xen
-from .errors import DomainNotFoundError, PyxenError, XenError, XenUnavailableError
+from .errors import (NoSuchDomainError, PyxenError, XenArgumentTypeError,  # noqa: F401
+                     XenCtrlError, XenDomainExistsError, XenError, XenInvalidArgumentError,
+                     XenOutOfMemoryError, XenPermissionError, XenUnavailableError,
+                     check_xenctrl, xenctrl_error)
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -24,73 +27,15 @@ if TYPE_CHECKING:
 PAGE_KB = 4
 
 
-class XenCtrlError(XenError):
-    """A libxenctrl call failed; ``domid`` is set when the call was about one domain."""
-
-    def __init__(self, err: int, message: str | None = None, *, call: str | None = None,
-                 detail: str | None = None, domid: int | None = None):
-        super().__init__(err, message, call=call, detail=detail)
-        self.domid = domid
-
-    def __str__(self) -> str:
-        text = super().__str__()
-        return f"{text} [domid {self.domid}]" if self.domid is not None else text
+# the exception classes live in pyxen.errors; these names stay importable from here
+_error = xenctrl_error
 
 
-class NoSuchDomainError(XenCtrlError, DomainNotFoundError):
-    """ESRCH: there is no domain with that id."""
-
-
-class XenPermissionError(XenCtrlError, PermissionError):
-    """EPERM/EACCES: the hypervisor (or XSM policy) refused the operation."""
-
-
-class XenInvalidArgumentError(XenCtrlError, ValueError):
-    """EINVAL (or an argument pyxen refuses before the call, such as a reserved domid)."""
-
-
-class XenOutOfMemoryError(XenCtrlError, MemoryError):
-    """ENOMEM: the hypervisor or libxenctrl ran out of memory."""
-
-
-class XenDomainExistsError(XenCtrlError, FileExistsError):
-    """EEXIST: a domain with the requested id already exists."""
-
-
-_ERRNO_CLASS = {
-    _errno.ESRCH: NoSuchDomainError, _errno.EPERM: XenPermissionError,
-    _errno.EACCES: XenPermissionError, _errno.EINVAL: XenInvalidArgumentError,
-    _errno.ENOMEM: XenOutOfMemoryError, _errno.EEXIST: XenDomainExistsError,
-}
-# libxenctrl's own error codes (xc_get_last_error) when errno says nothing useful
-_XC_CODE_ERRNO = {3: _errno.EINVAL, 4: _errno.ENOMEM}  # XC_INVALID_PARAM, XC_OUT_OF_MEMORY
-
-
-def _error(err: int, call: str, domid: int | None = None, detail: str | None = None,
-           message: str | None = None) -> XenCtrlError:
-    cls = _ERRNO_CLASS.get(err, XenCtrlError)
-    return cls(err, message, call=call, detail=detail, domid=domid)
-
-
-def _check(xc: "Ctrl", rc: int, call: str, domid: int | None = None) -> int:
-    """The one libxenctrl error mapper: negative rc → typed XenCtrlError.
-
-    The class comes from errno (ESRCH → NoSuchDomainError, EPERM/EACCES →
-    XenPermissionError, EINVAL → XenInvalidArgumentError, ENOMEM → XenOutOfMemoryError),
-    falling back on libxenctrl's last error code; its message becomes ``detail``.
-    """
-    if rc >= 0:
-        return rc
-    ffi, lib = xen()
-    err = ffi.errno
-    detail = None
-    last = lib.xc_get_last_error(xc._p())
-    if last != ffi.NULL and last.code != lib.XC_ERROR_NONE:
-        detail = ffi.string(last.message).decode("utf-8", "replace") or None
-        if not err:
-            err = _XC_CODE_ERRNO.get(last.code, 0)
-        lib.xc_clear_last_error(xc._p())
-    raise _error(err or _errno.EIO, call, domid, detail)
+def _check(xc: object, rc: int, call: str, domid: int | None = None) -> int:
+    """``errors.check_xenctrl`` under its old name (``xc`` is no longer read: the errno is
+    this thread's, saved by cffi right after the call, not the handle's shared last
+    error)."""
+    return check_xenctrl(rc, call, domid)
 
 
 def _vcpu(vcpu: int, call: str, domid: int) -> int:
@@ -102,7 +47,8 @@ def _vcpu(vcpu: int, call: str, domid: int) -> int:
 def _domid(domid: int, call: str, *, allow_self: bool = False) -> int:
     """Validate a domain id before it reaches C (libxenctrl truncates to 16 bits)."""
     if isinstance(domid, bool) or not isinstance(domid, int):
-        raise TypeError(f"{call}: domid must be an int, not {type(domid).__name__}")
+        raise XenArgumentTypeError(_errno.EINVAL, call=call,
+                                   detail=f"domid must be an int, not {type(domid).__name__}")
     if not 0 <= domid < DOMID_FIRST_RESERVED and not (allow_self and domid == DOMID_SELF):
         raise _error(_errno.EINVAL, call, domid,
                      detail=f"domid must be 0..{DOMID_FIRST_RESERVED - 1}")

@@ -49,8 +49,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 from . import _interrupt, _native
 from ._text import printable
 from .config import ConfigError, DiskSpec, NicSpec, parse_disk, parse_nic
-from .errors import DomainNotFoundError as _DomainNotFoundError
-from .errors import PyxenError
+from .errors import (BackendDomainError, DeviceBusyError, DeviceError,  # noqa: F401
+                     DeviceNotFoundError, DeviceSpecError, DeviceSpecTypeError, DeviceTimeout,
+                     DomainNotFoundError, HotplugError, check_kernel)
 
 if TYPE_CHECKING:
     from .ctrl import Ctrl
@@ -76,48 +77,8 @@ LOOP_RECORD = "pyxen-loop"  # mirror node: "<loop device> <st_dev>:<st_ino>" of 
 # errors and types
 # ---------------------------------------------------------------------------------------
 
-class DeviceError(PyxenError):
-    """A device could not be attached, listed or detached."""
-
-
-class DeviceSpecError(DeviceError, ValueError):
-    """A disk or vif spec is wrong (unknown key, missing target, read-only target with
-    mode w, unsupported backend or network mode). Raised before anything is written."""
-
-
-class DeviceSpecTypeError(DeviceSpecError, TypeError):
-    """A spec, vdev or devid of the wrong Python type (``vdev_to_devid(None)``)."""
-
-
-class DeviceBusyError(DeviceError):
-    """The vdev / devid is already in use in that domain."""
-
-
-class DomainNotFoundError(DeviceError, _DomainNotFoundError):
-    """No such (frontend) domain."""
-
-
-class BackendDomainError(DeviceError, LookupError):
-    """The backend domain does not exist."""
-
-
-class DeviceNotFoundError(DeviceError, LookupError):
-    """No such device in that domain."""
-
-
-class DeviceTimeout(DeviceError, TimeoutError):
-    """A device did not reach the wanted xenbus state; ``path``, ``state`` (where it is
-    stuck) and ``wanted`` say where."""
-
-    def __init__(self, message: str, *, path: str, state: "XenbusState | None",
-                 wanted: "XenbusState"):
-        super().__init__(message)
-        self.path, self.state, self.wanted = path, state, wanted
-
-
-class HotplugError(DeviceError, OSError):
-    """The in-process hotplug work (loop device, bridge) failed."""
-
+# The exception classes live in pyxen.errors. ``DomainNotFoundError`` is
+# errors.DomainNotFoundError itself (one class for "no such domain", not a shadow).
 
 class XenbusState(enum.IntEnum):
     UNKNOWN = 0
@@ -277,16 +238,14 @@ def _lx() -> tuple[Any, Any]:
 
 
 def _ioctl(fd: int, request: int, arg: Any = 0) -> int:
-    """One ioctl through pyxen._linux: ``arg`` an int or a cdata pointer; OSError on -1."""
+    """One ioctl through pyxen._linux: ``arg`` an int or a cdata pointer; KernelCallError
+    (an OSError) on -1."""
     ffi, lib = _lx()
     if isinstance(arg, int):
         rc = lib.pyxen_ioctl_arg(fd, request, arg)
     else:
         rc = lib.pyxen_ioctl_ptr(fd, request, arg)
-    if rc < 0:
-        err = ffi.errno
-        raise OSError(err, os.strerror(err))
-    return int(rc)
+    return int(check_kernel(rc, ffi.errno, f"ioctl {request:#x}"))
 
 
 def _loop_info(filename: str, flags: int) -> Any:
@@ -458,10 +417,8 @@ def _check_ifname(name: str) -> bytes:
     return b
 
 
-def _if_call(rc: int) -> None:
-    if rc < 0:
-        err = _lx()[0].errno
-        raise OSError(err, os.strerror(err))
+def _if_call(rc: int, call: str = "interface ioctl") -> None:
+    check_kernel(rc, _lx()[0].errno, call)
 
 
 def _sock() -> socket.socket:
@@ -506,10 +463,7 @@ def _set_up(s: socket.socket, ifname: str, up: bool) -> None:
 def _ifindex(s: socket.socket, ifname: str) -> int:
     ffi, lib = _lx()
     n = lib.if_nametoindex(_check_ifname(ifname))
-    if n == 0:
-        err = ffi.errno
-        raise OSError(err, os.strerror(err))
-    return int(n)
+    return check_kernel(int(n) or -1, ffi.errno, "if_nametoindex", ifname)
 
 
 def _bridge_port(s: socket.socket, request: int, bridge: str, ifname: str) -> None:

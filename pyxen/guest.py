@@ -54,7 +54,10 @@ from . import ctrl as _ctrl
 from . import xenstore as _xenstore
 from ._native import xen
 from ._text import printable
-from .errors import DomainNotFoundError, PyxenError
+from .errors import (BuildError, ConsoleTimeoutError, ConsoleTtyError,  # noqa: F401
+                     DomainNotFoundError, InsufficientMemoryError, KernelNotFoundError,
+                     NoSerialError, PyxenError, QmpError, SpecError, SpecTypeError,
+                     UnsupportedGuestError)
 
 #: what libxl adds to a domain's max memory on x86 (LIBXL_MAXMEM_CONSTANT, kB)
 MAXMEM_CONSTANT_KB = 1024
@@ -74,44 +77,7 @@ class Action(str, enum.Enum):
     RENAME_RESTART = "rename-restart"
 
 
-class NoSerialError(PyxenError, LookupError):
-    """The guest has no emulated serial port pyxen can read."""
-
-
-class ConsoleTtyError(PyxenError, LookupError):
-    """The console tty xenstore names for a domain is not one dom0 can trust. The node is
-    in the guest's own directory (the guest can rewrite it), so it must be a ``/dev/pts/N``
-    pty whose master side xenconsoled (or the domain's own device model) holds, and no
-    other domain may name the same pty."""
-
-
-class BuildError(PyxenError):
-    """A guest build failed at ``step``; the half-built domain was rolled back.
-
-    ``domid`` is the id the domain had (None if none was created), ``cause`` the
-    underlying exception (a XenCtrlError, XenStoreError, OSError ...) if any.
-    """
-
-    def __init__(self, step: str, reason: str, *, domid: int | None = None,
-                 cause: BaseException | None = None):
-        super().__init__(f"build failed at {step}: {reason}")
-        self.step, self.reason, self.domid, self.cause = step, reason, domid, cause
-
-
-class KernelNotFoundError(BuildError, FileNotFoundError):
-    """The kernel or ramdisk file is missing or unreadable (checked before creating)."""
-
-
-class InsufficientMemoryError(BuildError, MemoryError):
-    """The hypervisor has not enough free memory for the guest."""
-
-
-class UnsupportedGuestError(BuildError):
-    """This host cannot run that kind of guest (physinfo virt_caps)."""
-
-
-class SpecError(BuildError, ValueError):
-    """The build spec itself is invalid (nothing was created)."""
+# the exception classes live in pyxen.errors (imported above)
 
 
 #: guest types build() knows (xl's ``type=``)
@@ -566,14 +532,6 @@ def qmp_path(domid: int) -> str:
 
 def dm_state_path(domid: int) -> str:
     return f"/local/domain/0/device-model/{domid}"
-
-
-class QmpError(PyxenError):
-    """QMP (qemu's control socket) failed or qemu answered with an error."""
-
-    def __init__(self, command: str, reason: str):
-        super().__init__(f"QMP {command}: {reason}")
-        self.command, self.reason = command, reason
 
 
 def qmp(domid: int, command: str, arguments: dict | None = None, *,
@@ -1401,7 +1359,7 @@ def build(spec: BuildSpec, *, xc: _ctrl.Ctrl | None = None, xs: _xenstore.XenSto
     destroying whatever was built.
     """
     if not isinstance(spec, BuildSpec):
-        raise TypeError(f"build() takes a BuildSpec, not {type(spec).__name__}")
+        raise SpecTypeError("spec", f"build() takes a BuildSpec, not {type(spec).__name__}")
     spec = spec.validated()
     reap_device_models()
     own_xc, own_xs = xc is None, xs is None
@@ -1438,7 +1396,8 @@ def console_tty(domid: int, *, xs: _xenstore.XenStore | None = None, timeout: fl
                 return check_console_pty(domid, raw, xs=xs)
             if time.monotonic() >= end:
                 why = "no console node" if raw is None else "xenconsoled has not opened it"
-                raise TimeoutError(f"domain {domid}: no console tty after {timeout:g}s ({why})")
+                raise ConsoleTimeoutError(f"domain {domid}: no console tty after {timeout:g}s "
+                                          f"({why})")
             time.sleep(0.05)
     finally:
         if own:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import builtins
 import collections
 import enum
-import errno as _errno
 import itertools
 import json
 import re
@@ -42,56 +41,17 @@ from ._log import XtlLogger
 from ._native import require_dom0, xen
 from .config import (DiskSpec, DomainConfig, DomainType, NicSpec, disk_from_c, parse_disk,
                      parse_nic)
-from .errors import DomainNotFoundError, PyxenError, XenError
+from .errors import (CreateTimeout, DomainNotFound, HandleClosedError,  # noqa: F401
+                     LibxlDeviceNotFound, LibxlError, LibxlInvalid, LibxlNotFound, PyxenError,
+                     check_libxl, libxl_error)
 
 __all__ = ["open", "Context", "DomainInfo", "DiskInfo", "NicInfo", "VcpuInfo", "VncAddress",
            "ShutdownReason", "LibxlError", "DomainNotFound", "LibxlInvalid", "ConsoleType",
            "EventType", "DomainEvent", "CreateOp", "DeathWatch", "parse_cpus"]
 
 
-class LibxlError(XenError):
-    """A libxl call failed: ``rc`` is libxl's ERROR_* code, ``code`` its name."""
-
-    def __init__(self, rc: int, code: str, *, call: str, domid: int | None = None,
-                 detail: str | None = None):
-        err = _ERRNO.get(code, _errno.EIO)
-        what = f"libxl error {code} ({rc})"
-        if domid is not None:
-            what += f" for domain {domid}"
-        super().__init__(err, what, call=call, detail=detail)
-        self.rc = rc
-        self.code = code
-        self.domid = domid
-
-
-class DomainNotFound(LibxlError, DomainNotFoundError):
-    """No such domain (id or name)."""
-
-
-class LibxlInvalid(LibxlError, ValueError):
-    """libxl rejected an argument or configuration (ERROR_INVAL and friends)."""
-
-
-_ERRNO = {"NOMEM": _errno.ENOMEM, "INVAL": _errno.EINVAL, "NI": _errno.ENOSYS,
-          "DOMAIN_NOTFOUND": _errno.ESRCH, "NOTFOUND": _errno.ENOENT,
-          "DEVICE_EXISTS": _errno.EEXIST, "TIMEDOUT": _errno.ETIMEDOUT,
-          "GUEST_TIMEDOUT": _errno.ETIMEDOUT, "NOPARAVIRT": _errno.EOPNOTSUPP,
-          "NOT_READY": _errno.EAGAIN, "LOCK_FAIL": _errno.EBUSY,
-          "JSON_CONFIG_EMPTY": _errno.ENODATA, "FEATURE_REMOVED": _errno.ENOSYS,
-          "PROTOCOL_ERROR_QMP": _errno.EPROTO, "QMP_DEVICE_NOT_ACTIVE": _errno.ENODEV}
-_CLASSES = {"DOMAIN_NOTFOUND": DomainNotFound, "NOTFOUND": DomainNotFound,
-            "INVAL": LibxlInvalid, "JSON_CONFIG_EMPTY": LibxlInvalid}
-
-
-def _check(rc: int, call: str, domid: int | None = None, detail: str | None = None) -> int:
-    """The one libxl error mapper: negative ERROR_* rc → LibxlError subclass."""
-    if rc >= 0:
-        return rc
-    ffi, lib = xen()
-    s = lib.libxl_error_to_string(rc)
-    code = ffi.string(s).decode().upper() if s != ffi.NULL else str(rc)
-    cls = _CLASSES.get(code, LibxlError)
-    raise cls(rc, code, call=call, domid=domid, detail=detail)
+# the exception classes and libxl's checker live in pyxen.errors; the old names stay here
+_check = check_libxl
 
 
 class ShutdownReason(enum.Enum):
@@ -309,9 +269,9 @@ def parse_cpus(text: str, ncpus: int) -> frozenset:
     Raises LibxlInvalid for anything else or cpus the host lacks."""
     out: set = set()
 
-    def bad(why: str) -> LibxlInvalid:
+    def bad(why: str) -> LibxlError:
         shown = repr(text) if len(repr(text)) <= 80 else repr(text)[:80] + "..."
-        return LibxlInvalid(-6, "INVAL", call="parse_cpus", detail=f"{shown}: {why}")
+        return libxl_error(xen()[1].ERROR_INVAL, "parse_cpus", detail=f"{shown}: {why}")
 
     if not isinstance(text, str):
         raise bad(f"a cpu list is a str, not {type(text).__name__}")
@@ -482,7 +442,7 @@ class Context(Handle):
     def _wait_queue(self, token: int, timeout: float | None) -> DomainEvent | None:
         q = self._queues.get(token)
         if q is None:
-            raise ValueError("this watch or operation is closed")
+            raise HandleClosedError("libxl watch or operation")
         end = None if timeout is None else time.monotonic() + timeout
         while not q:
             left = None if end is None else end - time.monotonic()
@@ -498,10 +458,10 @@ class Context(Handle):
         ``libxl_domain_info``) or a name (``libxl_name_to_domid``)."""
         if isinstance(dom, int) or (isinstance(dom, str) and dom.isdigit()):
             domid = int(dom)
-            if not 0 <= domid < 0x7FF0:
-                raise DomainNotFound(-6, "DOMAIN_NOTFOUND", call="domid", domid=domid,
-                                     detail="not a valid domain id")
             ffi, lib = self._ffi, self._lib
+            if not 0 <= domid < 0x7FF0:
+                raise libxl_error(lib.ERROR_DOMAIN_NOTFOUND, "domid", domid,
+                                  detail="not a valid domain id")
             i = ffi.new("libxl_dominfo *")
             lib.libxl_dominfo_init(i)
             try:
@@ -513,8 +473,8 @@ class Context(Handle):
         out = ffi.new("uint32_t *")
         rc = lib.libxl_name_to_domid(self._p(), str(dom).encode(), out)
         if rc:
-            raise DomainNotFound(rc if rc < 0 else -6, "DOMAIN_NOTFOUND",
-                                 call="libxl_name_to_domid", detail=f"no domain named {dom!r}")
+            raise libxl_error(lib.ERROR_DOMAIN_NOTFOUND, "libxl_name_to_domid",
+                              detail=f"no domain named {dom!r} (libxl: {rc})")
         return int(out[0])
 
     def name(self, domid: int) -> str | None:
@@ -558,7 +518,7 @@ class Context(Handle):
         n = ffi.new("int *")
         arr = lib.libxl_list_domain(self._p(), n)
         if arr == ffi.NULL:
-            _check(-3, "libxl_list_domain")
+            _check(lib.ERROR_FAIL, "libxl_list_domain")
         try:
             return [self._info(arr[k]) for k in range(n[0])]
         finally:
@@ -598,7 +558,7 @@ class Context(Handle):
         rc = lib.libxl_domain_config_from_json(self._p(), d, text.encode())
         if rc:
             lib.libxl_domain_config_dispose(d)
-            _check(rc if rc < 0 else -6, "libxl_domain_config_from_json",
+            _check(rc if rc < 0 else lib.ERROR_INVAL, "libxl_domain_config_from_json",
                    detail="libxl rejected the domain config JSON")
         return d
 
@@ -606,7 +566,7 @@ class Context(Handle):
         ffi, lib = self._ffi, self._lib
         p = lib.libxl_domain_config_to_json(self._p(), d)
         if p == ffi.NULL:
-            _check(-3, "libxl_domain_config_to_json")
+            _check(lib.ERROR_FAIL, "libxl_domain_config_to_json")
         try:
             return json.loads(ffi.string(p).decode("utf-8"))
         finally:
@@ -685,8 +645,8 @@ class Context(Handle):
         """``libxl_set_memory_target`` (``xl mem-set`` uses enforce=True)."""
         domid = self.domid(dom)
         if not relative and target_kb <= 0:
-            raise LibxlInvalid(-6, "INVAL", call="libxl_set_memory_target", domid=domid,
-                               detail=f"target {target_kb} KiB must be positive")
+            raise libxl_error(self._lib.ERROR_INVAL, "libxl_set_memory_target", domid,
+                              detail=f"target {target_kb} KiB must be positive")
         _check(self._lib.libxl_set_memory_target(self._p(), domid, int(target_kb),
                                                  int(relative), int(enforce)),
                "libxl_set_memory_target", domid)
@@ -702,8 +662,8 @@ class Context(Handle):
         info = self.info(domid)
         nmax = info.vcpu_max_id + 1
         if not 1 <= count <= nmax:
-            raise LibxlInvalid(-6, "INVAL", call="libxl_set_vcpuonline", domid=domid,
-                               detail=f"{count} vcpus requested; domain has 1..{nmax}")
+            raise libxl_error(lib.ERROR_INVAL, "libxl_set_vcpuonline", domid,
+                              detail=f"{count} vcpus requested; domain has 1..{nmax}")
         bm = ffi.new("libxl_bitmap *")
         lib.libxl_bitmap_init(bm)
         try:
@@ -763,7 +723,7 @@ class Context(Handle):
                                              json.dumps(disk.to_libxl_json()).encode())
         if rc:
             lib.libxl_device_disk_dispose(d)
-            _check(rc if rc < 0 else -6, "libxl_device_disk_from_json")
+            _check(rc if rc < 0 else lib.ERROR_INVAL, "libxl_device_disk_from_json")
         return d
 
     def disk_add(self, dom: int | str, disk: str | DiskSpec) -> None:
@@ -821,9 +781,10 @@ class Context(Handle):
         try:
             rc = lib.libxl_vdev_to_device_disk(self._p(), domid, vdev.encode(), d)
             if rc:
-                raise LibxlError(rc if rc < 0 else -3, "NOTFOUND" if rc else "FAIL",
-                                 call="libxl_vdev_to_device_disk", domid=domid,
-                                 detail=f"no disk {vdev!r}")
+                # libxl says ERROR_FAIL for a vdev the domain lacks: a device not found
+                raise libxl_error(rc if rc == lib.ERROR_INVAL else lib.ERROR_NOTFOUND,
+                                  "libxl_vdev_to_device_disk", domid,
+                                  detail=f"no disk {vdev!r} (libxl: {rc})")
             _check(lib.libxl_device_disk_remove(self._p(), domid, d, ffi.NULL),
                    "libxl_device_disk_remove", domid)
         finally:
@@ -841,14 +802,14 @@ class Context(Handle):
                                             json.dumps(nic.to_libxl_json()).encode())
         if rc:
             lib.libxl_device_nic_dispose(n)
-            _check(rc if rc < 0 else -6, "libxl_device_nic_from_json")
+            _check(rc if rc < 0 else lib.ERROR_INVAL, "libxl_device_nic_from_json")
         return n
 
     def _nic_spec(self, n: Any) -> NicSpec:
         ffi, lib = self._ffi, self._lib
         p = lib.libxl_device_nic_to_json(self._p(), n)
         if p == ffi.NULL:
-            _check(-3, "libxl_device_nic_to_json")
+            _check(lib.ERROR_FAIL, "libxl_device_nic_to_json")
         try:
             return NicSpec.from_libxl_json(json.loads(ffi.string(p).decode("utf-8")))
         finally:
@@ -874,7 +835,7 @@ class Context(Handle):
         for x in self.nic_list(domid):
             if x.devid not in before and x.mac == mac:
                 return x
-        raise LibxlError(-3, "FAIL", call="libxl_device_nic_list", domid=domid,
+        raise libxl_error(lib.ERROR_FAIL, "libxl_device_nic_list", domid,
                          detail=f"nic {mac} added but not listed")
 
     def nic_list(self, dom: int | str) -> builtins.list[NicInfo]:
@@ -924,8 +885,8 @@ class Context(Handle):
                 call = "libxl_mac_to_device_nic"
                 rc = lib.libxl_mac_to_device_nic(self._p(), domid, str(which).encode(), n)
             if rc:
-                raise LibxlError(rc if rc < 0 else -23, "NOTFOUND", call=call, domid=domid,
-                                 detail=f"no network interface {which!r}")
+                raise libxl_error(rc if rc == lib.ERROR_INVAL else lib.ERROR_NOTFOUND, call,
+                                  domid, detail=f"no network interface {which!r} (libxl: {rc})")
             _check(lib.libxl_device_nic_remove(self._p(), domid, n, ffi.NULL),
                    "libxl_device_nic_remove", domid)
         finally:
@@ -947,7 +908,7 @@ class Context(Handle):
         nb, ncpus = ffi.new("int *"), ffi.new("int *")
         arr = lib.libxl_list_vcpu(self._p(), domid, nb, ncpus)
         if arr == ffi.NULL:
-            _check(-3, "libxl_list_vcpu", domid)
+            _check(lib.ERROR_FAIL, "libxl_list_vcpu", domid)
         try:
             return [VcpuInfo(vcpuid=int(v.vcpuid), cpu=int(v.cpu), online=bool(v.online),
                              blocked=bool(v.blocked), running=bool(v.running),
@@ -968,8 +929,8 @@ class Context(Handle):
                    domid)
             for c in cpus:
                 if not 0 <= c < bm.size * 8:
-                    raise LibxlInvalid(-6, "INVAL", call="libxl_set_vcpuaffinity",
-                                       domid=domid, detail=f"cpu {c} does not exist")
+                    raise libxl_error(lib.ERROR_INVAL, "libxl_set_vcpuaffinity",
+                                       domid, detail=f"cpu {c} does not exist")
                 lib.libxl_bitmap_set(bm, c)
         except BaseException:
             lib.libxl_bitmap_dispose(bm)
@@ -991,10 +952,10 @@ class Context(Handle):
             try:
                 v = int(vcpu)
             except ValueError:
-                raise LibxlInvalid(-6, "INVAL", call="libxl_set_vcpuaffinity", domid=domid,
+                raise libxl_error(lib.ERROR_INVAL, "libxl_set_vcpuaffinity", domid,
                                    detail=f"invalid vcpu {vcpu!r}") from None
             if v not in vcpus:
-                raise LibxlInvalid(-6, "INVAL", call="libxl_set_vcpuaffinity", domid=domid,
+                raise libxl_error(lib.ERROR_INVAL, "libxl_set_vcpuaffinity", domid,
                                    detail=f"vcpu {v} does not exist (domain has "
                                           f"{len(vcpus)})")
             targets = [v]
@@ -1006,7 +967,7 @@ class Context(Handle):
 
         hard_s, soft_s = cpuset(hard), cpuset(soft)
         if hard_s is None and soft_s is None:
-            raise LibxlInvalid(-6, "INVAL", call="libxl_set_vcpuaffinity", domid=domid,
+            raise libxl_error(lib.ERROR_INVAL, "libxl_set_vcpuaffinity", domid,
                                detail="neither hard nor soft affinity given")
         hb = self._bitmap(hard_s, domid) if hard_s is not None else None
         try:
@@ -1041,7 +1002,7 @@ class Context(Handle):
                 break
             except QmpError as e:
                 if time.monotonic() >= end:
-                    raise LibxlError(-23, "NOTFOUND", call="vnc", domid=domid,
+                    raise libxl_error(self._lib.ERROR_NOTFOUND, "vnc", domid,
                                      detail="no VNC display (not an HVM guest with vnc=1, "
                                             f"or its device model has not started: {e.reason})"
                                      ) from None
@@ -1049,7 +1010,7 @@ class Context(Handle):
         service = str(r.get("service", "")) if isinstance(r, dict) else ""
         if not isinstance(r, dict) or not r.get("enabled") \
                 or not re.fullmatch(r"[1-9][0-9]{0,4}", service) or int(service) > 65535:
-            raise LibxlError(-23, "NOTFOUND", call="vnc", domid=domid,
+            raise libxl_error(self._lib.ERROR_NOTFOUND, "vnc", domid,
                              detail="its device model serves no VNC display")
         return VncAddress(domid=domid, host=str(r.get("host") or "localhost"),
                           port=int(service))
@@ -1133,13 +1094,8 @@ class CreateOp:
             self.elapsed = time.monotonic() - self.started
             domid = int(self._domid[0])
             if ev.rc:
-                self.error = LibxlError(ev.rc, ev.code or str(ev.rc),
-                                        call="libxl_domain_create_new",
-                                        detail="libxl destroyed the partly built domain")
-                if ev.code in _CLASSES:
-                    self.error = _CLASSES[ev.code](ev.rc, ev.code,
-                                                   call="libxl_domain_create_new",
-                                                   detail=self.error.detail)
+                self.error = libxl_error(ev.rc, "libxl_domain_create_new",
+                                         detail="libxl destroyed the partly built domain")
             else:
                 self.domid = domid
             self._finish()
@@ -1178,7 +1134,7 @@ class CreateOp:
             while not self.done:
                 left = None if end is None else end - time.monotonic()
                 if left is not None and left <= 0:
-                    raise TimeoutError(f"domain creation still in progress after {timeout:g}s")
+                    raise CreateTimeout(f"domain creation still in progress after {timeout:g}s")
                 _interrupt.point("light.create_wait")
                 self.ctx.run_events(left)
                 self._take()

@@ -44,7 +44,14 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NoReturn, T
 
 from ._handle import Handle
 from ._native import xen
-from .errors import HandleClosedError, PyxenError, XenError, XenUnavailableError
+from .errors import (ArgumentError, HandleClosedError, PyxenError,  # noqa: F401
+                     TransactionConflict, TransactionRetriesExhausted, TransactionStateError,
+                     TransactionUsageError, XenError, XenStoreAgainError, XenStoreError,
+                     XenStoreExistsError, XenStoreInvalidError, XenStoreNotFound,
+                     XenStorePathError, XenStorePathTypeError, XenStorePermissionError,
+                     XenStorePermsError, XenStorePermsTypeError, XenStoreQuotaError,
+                     XenStoreTooBigError, XenStoreValueTypeError, XenUnavailableError,
+                     raise_xenstore, xenstore_error)
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -66,96 +73,22 @@ _WAIT_SLICE = 0.2
 # --------------------------------------------------------------------------- errors
 
 
-class XenStoreError(XenError):
-    """A libxenstore call failed; ``errno`` says why, ``path`` is the node it was about."""
-
-    def __init__(self, err: int, message: str | None = None, *, call: str | None = None,
-                 detail: str | None = None, path: str | None = None):
-        super().__init__(err, message, call=call, detail=detail or path)
-        self.path = path
+# The exception classes and libxenstore's checker live in pyxen.errors; the old names
+# stay importable from here.
+error_for = xenstore_error
+_raise = raise_xenstore
 
 
-class XenStoreNotFound(XenStoreError, FileNotFoundError, KeyError):
-    """ENOENT: the node does not exist (also a ``KeyError`` and ``FileNotFoundError``)."""
-
-
-class XenStorePermissionError(XenStoreError, PermissionError):
-    """EACCES/EPERM/EROFS: xenstored refused the caller (also a ``PermissionError``)."""
-
-
-class XenStoreAgainError(XenStoreError):
-    """EAGAIN: try again (for a transaction commit: another writer got there first)."""
-
-
-class TransactionConflict(XenStoreAgainError):
-    """A transaction's commit (or an operation inside it) failed with EAGAIN."""
-
-
-class TransactionRetriesExhausted(TransactionConflict):
-    """Every one of ``attempts`` transaction attempts ended in a conflict."""
-
-    def __init__(self, attempts: int, path: str | None = None):
-        super().__init__(_errno.EAGAIN, call="xs_transaction_end",
-                         detail=f"gave up after {attempts} conflicting attempts", path=path)
-        self.attempts = attempts
-
-
-class XenStoreInvalidError(XenStoreError):
-    """EINVAL: xenstored rejected the arguments (oxenstored also reports quota this way)."""
-
-
-class XenStoreTooBigError(XenStoreError):
-    """E2BIG: the request or value is over the protocol's payload limit."""
-
-
-class XenStoreQuotaError(XenStoreError):
-    """ENOSPC/EDQUOT: a xenstored quota (nodes, watches, transactions, size) is exceeded."""
-
-
-class XenStoreExistsError(XenStoreError, FileExistsError):
-    """EEXIST."""
-
-
-class XenStorePathError(PyxenError, ValueError):
-    """A path was rejected before any call: not a valid xenstore path."""
-
-
-class XenStorePathTypeError(XenStorePathError, TypeError):
-    """A path that is neither str nor bytes."""
-
-
-class XenStorePermsError(PyxenError, ValueError):
-    """A permission string or entry was rejected before any call (``"r0 q5"``, a domid
-    outside 0..65535)."""
-
-
-class XenStorePermsTypeError(XenStorePermsError, TypeError):
-    """Permissions of the wrong Python type."""
-
-
-_ERRORS = {
-    _errno.ENOENT: XenStoreNotFound,
-    _errno.EACCES: XenStorePermissionError,
-    _errno.EPERM: XenStorePermissionError,
-    _errno.EROFS: XenStorePermissionError,
-    _errno.EAGAIN: XenStoreAgainError,
-    _errno.EINVAL: XenStoreInvalidError,
-    _errno.E2BIG: XenStoreTooBigError,
-    _errno.ENOSPC: XenStoreQuotaError,
-    _errno.EDQUOT: XenStoreQuotaError,
-    _errno.EEXIST: XenStoreExistsError,
-}
-
-
-def error_for(err: int, call: str, path: str | bytes | None = None) -> XenStoreError:
-    """The one errno → exception mapping of this module."""
-    if isinstance(path, bytes):
-        path = path.decode("ascii", "replace")
-    return _ERRORS.get(err, XenStoreError)(err, call=call, path=path)
-
-
-def _raise(call: str, path: str | bytes | None = None) -> NoReturn:
-    raise error_for(_ffi.errno or _errno.EIO, call, path)
+def _value(value: object) -> bytes:
+    """A value to write as bytes: str as UTF-8, or any bytes-like object. Anything else
+    (an int would make ``bytes(42)``, 42 NUL bytes) is XenStoreValueTypeError."""
+    if isinstance(value, str):
+        return value.encode()
+    try:
+        return memoryview(value).tobytes()  # type: ignore[arg-type]
+    except TypeError:
+        raise XenStoreValueTypeError(f"a xenstore value must be str or bytes-like, not "
+                                     f"{type(value).__name__}") from None
 
 
 # --------------------------------------------------------------------------- paths
@@ -429,7 +362,7 @@ class XenStore(Handle):
         self._adopt(_ffi, raw, _lib.xs_close)
         if max_attempts is not None:
             if max_attempts < 1:
-                raise ValueError("max_attempts must be >= 1")
+                raise ArgumentError("max_attempts must be >= 1")
             self.max_attempts = max_attempts
         self._watch_lock = threading.Lock()
         self._tokens: dict[str, tuple[bytes, Any]] = {}      # wire token → (path, object)
@@ -456,7 +389,10 @@ class XenStore(Handle):
         p = self._ptr
         if p is None:
             _closed(self)
-        b = _PATHS.get(path) or _p2b(path)
+        try:
+            b = _PATHS.get(path) or _p2b(path)
+        except TypeError:  # unhashable (a bytearray) or not a path at all: the typed error
+            b = check_path(path)
         n = _new(_UINTP)
         raw = _xs_read(p, tx, b, n)
         if not raw:
@@ -486,9 +422,12 @@ class XenStore(Handle):
         p = self._ptr
         if p is None:
             _closed(self)
-        b = _PATHS.get(path) or _p2b(path)
+        try:
+            b = _PATHS.get(path) or _p2b(path)
+        except TypeError:  # unhashable (a bytearray) or not a path at all: the typed error
+            b = check_path(path)
         if value.__class__ is not bytes:
-            value = value.encode() if isinstance(value, str) else bytes(value)
+            value = _value(value)
         if not _xs_write(p, tx, b, _from_buffer(value), len(value)):
             _raise("xs_write", path)
 
@@ -497,7 +436,10 @@ class XenStore(Handle):
         p = self._ptr
         if p is None:
             _closed(self)
-        b = _PATHS.get(path) or _p2b(path)
+        try:
+            b = _PATHS.get(path) or _p2b(path)
+        except TypeError:  # unhashable (a bytearray) or not a path at all: the typed error
+            b = check_path(path)
         n = _new(_UINTP)
         raw = _xs_directory(p, tx, b, n)
         if not raw:
@@ -826,7 +768,7 @@ class Transaction:
 
     def _finish(self, abort: bool) -> None:
         if self.state != "open":
-            raise ValueError(f"transaction {self.id} already {self.state}")
+            raise TransactionStateError(f"transaction {self.id} already {self.state}")
         self.state = "aborted" if abort else "committed"
         try:
             self.xs.transaction_end(self.id, abort)
@@ -897,7 +839,7 @@ class Attempts:
 
     def __init__(self, xs: XenStore, max_attempts: int, backoff: float):
         if max_attempts < 1:
-            raise ValueError("max_attempts must be >= 1")
+            raise ArgumentError("max_attempts must be >= 1")
         self.xs, self.max_attempts, self.backoff = xs, max_attempts, backoff
         self.attempts = 0
 
@@ -915,7 +857,8 @@ class Attempts:
             yield a
             dur = time.monotonic() - t0
             if a.outcome is None:
-                raise RuntimeError("use each attempt as `with attempt as t:` inside the loop")
+                raise TransactionUsageError("use each attempt as `with attempt as t:` inside the "
+                                            "loop")
             if a.outcome != "conflict":
                 return
         raise TransactionRetriesExhausted(self.max_attempts)
