@@ -328,8 +328,13 @@ def _rm_quiet(xs: _xenstore.XenStore, path: str) -> None:
 
 def remove_xenstore_entries(xs: _xenstore.XenStore, domid: int, uuid: str | None = None) -> None:
     """Remove what a build (or libxl) wrote for ``domid``: its home, vm and libxl paths;
-    for an HVM guest also its device model (killed) and device-model directory."""
-    _remove_device_model(xs, domid)
+    for an HVM guest also its device model (killed) and device-model directory. Each path
+    is removed even if an earlier one fails; the first failure is raised at the end."""
+    first: BaseException | None = None
+    try:
+        _remove_device_model(xs, domid)
+    except _xenstore.XenStoreError as e:
+        first = e
     paths = [f"/local/domain/{domid}", f"/libxl/{domid}"]
     # the console backend from libxl's (dom0-only) mirror, checked to be this domain's;
     # never from console/backend, which is in the guest's directory
@@ -347,7 +352,12 @@ def remove_xenstore_entries(xs: _xenstore.XenStore, domid: int, uuid: str | None
     if uuid:
         paths.append(f"/vm/{uuid}")
     for p in dict.fromkeys(paths):
-        _rm_quiet(xs, p)
+        try:
+            _rm_quiet(xs, p)
+        except _xenstore.XenStoreError as e:
+            first = first or e
+    if first is not None:
+        raise first
 
 
 _VM_PATH = re.compile(r"/vm/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
@@ -594,23 +604,30 @@ def vnc_port(domid: int, *, timeout: float = 10.0) -> int | None:
     return int(r["service"])
 
 
-#: device-model processes started by this process (reaped when they are killed)
-_DM_PROCS: dict[int, subprocess.Popen] = {}
+#: device-model processes started by this process, with the domid each serves (reaped
+#: when they are killed or found dead)
+_DM_PROCS: dict[int, tuple[subprocess.Popen, int]] = {}
 
 
 def _is_device_model(pid: int, domid: int) -> bool:
     """Is ``pid`` (still) the qemu serving ``domid``? (pids are reused, and the pid may
-    come from a node the guest can write.) A device model this process started, or a
-    qemu binary whose command line says ``-xen-domid <domid>``."""
+    come from a node the guest can write.) A device model this process started for
+    ``domid`` and has not reaped (its pid cannot have been reused: even a freshly spawned
+    one still paging its binary in, whose /proc entry says little yet), or a qemu binary
+    whose command line says ``-xen-domid <domid>``."""
     if pid <= 1 or pid == os.getpid():
         return False
-    p = _DM_PROCS.get(pid)
-    if p is None or p.poll() is not None:
-        try:
-            if "qemu" not in os.path.basename(os.readlink(f"/proc/{pid}/exe")):
-                return False
-        except OSError:
+    own = _DM_PROCS.get(pid)
+    if own is not None:
+        if own[1] == domid and own[0].returncode is None:
+            return True         # ours and unreaped (a zombie is still ours to reap)
+        if own[0].returncode is not None:
+            _DM_PROCS.pop(pid, None)
+    try:
+        if "qemu" not in os.path.basename(os.readlink(f"/proc/{pid}/exe")):
             return False
+    except OSError:
+        return False
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             argv = f.read().split(b"\0")
@@ -624,15 +641,15 @@ def _is_device_model(pid: int, domid: int) -> bool:
 
 def reap_device_models() -> None:
     """Reap the device models this process started that have exited by themselves."""
-    for pid, p in list(_DM_PROCS.items()):
+    for pid, (p, _) in list(_DM_PROCS.items()):
         if p.poll() is not None:
             _DM_PROCS.pop(pid, None)
 
 
 def _gone(pid: int) -> bool:
-    p = _DM_PROCS.get(pid)
-    if p is not None:
-        if p.poll() is not None:
+    own = _DM_PROCS.get(pid)
+    if own is not None:
+        if own[0].poll() is not None:
             del _DM_PROCS[pid]
             return True
         return False
@@ -1208,7 +1225,7 @@ class _Build:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
                                     stderr=subprocess.STDOUT, env=env, close_fds=True,
                                     start_new_session=True)
-            _DM_PROCS[proc.pid] = proc
+            _DM_PROCS[proc.pid] = (proc, domid)
             self.dm_pid = proc.pid
             _interrupt.point("guest.device_model_started")
         xs.write(f"/local/domain/{domid}/image/device-model-pid", str(proc.pid))  # as libxl
