@@ -1151,22 +1151,18 @@ class CreateOp:
                 self._d = None
 
     def _take(self) -> None:
-        with self.ctx._lock:            # threads waiting on one op: one takes each event
-            if self.done:
-                return
-            domid = self._take_locked()
-        if domid is None:
-            return
-        _interrupt.point("light.create_completed")
-        if self.error is None and not self.paused:
-            try:
-                self.ctx.unpause(domid)
-            except LibxlError as e:
-                self.error = e
-                self.ctx.destroy(domid)
+        # under the context's lock: of threads waiting on one op, one takes each event and
+        # finishes the op (unpause included) before another sees the result (_settled)
+        with self.ctx._lock:
+            if not self.done:
+                self._take_locked()
 
-    def _take_locked(self) -> int | None:
-        """The queued events: the domid if the creation completed now, else None."""
+    def _settled(self) -> None:
+        """Wait until the thread that saw the completion is done with it."""
+        with self.ctx._lock:
+            pass
+
+    def _take_locked(self) -> None:
         cq = self.ctx._queues.get(self._ctoken)
         while cq:
             ev = cq.popleft()
@@ -1188,14 +1184,20 @@ class CreateOp:
             else:
                 self.domid = domid
             self._finish()
-            return domid
-        return None
+            _interrupt.point("light.create_completed")
+            if self.error is None and not self.paused:
+                try:
+                    self.ctx.unpause(domid)
+                except LibxlError as e:
+                    self.error = e
+                    self.ctx.destroy(domid)
 
     def poll(self) -> bool:
         """Let libxl make progress without blocking; True once the operation finished."""
         if not self.done:
             self.ctx.run_events(0)
             self._take()
+        self._settled()
         return self.done
 
     def wait_console(self, timeout: float | None = None) -> int | None:
@@ -1227,6 +1229,7 @@ class CreateOp:
         except BaseException:           # a Ctrl-C (or a failure driving libxl): undo it all
             self.cancel()
             raise
+        self._settled()
         if self.error is not None:
             raise self.error
         assert self.domid is not None  # completed without an error: _take() set it
