@@ -37,16 +37,16 @@ parsed as bounded numbers; ``row()`` escapes anything not printable.
 from __future__ import annotations
 
 import enum
-import errno as _errno
-import fcntl
 import functools
 import inspect
+import threading
+import errno as _errno
+import fcntl
 import os
 import re
 import socket
 import stat
 import struct
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
