@@ -37,6 +37,9 @@ parsed as bounded numbers; ``row()`` escapes anything not printable.
 from __future__ import annotations
 
 import enum
+import functools
+import inspect
+import threading
 import errno as _errno
 import os
 import re
@@ -51,7 +54,7 @@ from ._text import printable
 from .config import ConfigError, DiskSpec, NicSpec, parse_disk, parse_nic
 from .errors import (BackendDomainError, DeviceBusyError, DeviceError,  # noqa: F401
                      DeviceNotFoundError, DeviceSpecError, DeviceSpecTypeError, DeviceTimeout,
-                     DomainNotFoundError, HotplugError, check_kernel)
+                     DomainNotFoundError, HandleClosedError, HotplugError, check_kernel)
 
 if TYPE_CHECKING:
     from .ctrl import Ctrl
@@ -652,7 +655,13 @@ def _backend_domid(path: str | None, kind: str, domid: int, devid: int) -> int |
 
 class Devices:
     """Device operations over one xenstore handle (and a ctrl handle for domain checks).
-    Module-level functions open both on demand."""
+    Module-level functions open both on demand.
+
+    A handle like the others (pyxen._handle's rule): share it between threads, close it
+    from any thread; once closed, new calls (``xs``/``xc`` included) raise
+    HandleClosedError, while calls already running finish with the handles they use. The
+    handles Devices opened itself are closed by close(), or by the last call still running
+    then; handles passed in stay open (they are the caller's)."""
 
     def __init__(self, xs: XenStore | None = None, xc: Ctrl | None = None) -> None:
         from . import ctrl, xenstore
@@ -663,15 +672,61 @@ class Devices:
         if xc is None:
             xc = ctrl.open()
             self._own.append(xc)
-        self.xs, self.xc = xs, xc
+        self._xs, self._xc = xs, xc
         self._X = xenstore
+        self._calls_lock = threading.Lock()
+        self._calls = 0                     # public calls running, all threads
+        self._inside = threading.local()    # .depth: this thread's nesting of them
+        self._closed = False
+
+    @property
+    def xs(self) -> XenStore:
+        if self._closed and not getattr(self._inside, "depth", 0):
+            raise HandleClosedError(self)
+        return self._xs
+
+    @property
+    def xc(self) -> Ctrl:
+        if self._closed and not getattr(self._inside, "depth", 0):
+            raise HandleClosedError(self)
+        return self._xc
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
-        for h in self._own:
+        """Idempotent, from any thread: later calls raise HandleClosedError. Closes the
+        handles this object opened, now or when the last running call returns."""
+        with self._calls_lock:
+            self._closed = True
+            if self._calls:
+                return
+            own, self._own = self._own, []
+        for h in own:
             h.close()
-        self._own = []
+
+    def _enter(self) -> None:
+        depth = getattr(self._inside, "depth", 0)
+        with self._calls_lock:
+            if self._closed and not depth:   # (a nested call of a running one goes on)
+                raise HandleClosedError(self)
+            self._calls += 1
+        self._inside.depth = depth + 1
+
+    def _leave(self) -> None:
+        self._inside.depth -= 1
+        with self._calls_lock:
+            self._calls -= 1
+            if not self._closed or self._calls:
+                return
+            own, self._own = self._own, []
+        for h in own:
+            h.close()
 
     def __enter__(self) -> "Devices":
+        if self._closed:
+            raise HandleClosedError(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -1421,6 +1476,24 @@ class Devices:
         deadline = time.monotonic() + timeout
         while LoopDevice.backing_file_of(node) is not None and time.monotonic() < deadline:
             time.sleep(0.02)
+
+
+def _tracked(fn: Callable[..., _R]) -> Callable[..., _R]:
+    @functools.wraps(fn)
+    def call(self: Devices, *a: Any, **kw: Any) -> _R:
+        self._enter()
+        try:
+            return fn(self, *a, **kw)
+        finally:
+            self._leave()
+    return call
+
+
+# every public method is a call on the handle: refused once closed, counted while running
+for _name, _fn in list(vars(Devices).items()):
+    if not _name.startswith("_") and _name != "close" and inspect.isfunction(_fn):
+        setattr(Devices, _name, _tracked(_fn))
+del _name, _fn
 
 
 # ---------------------------------------------------------------------------------------

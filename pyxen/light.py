@@ -29,7 +29,9 @@ import collections
 import enum
 import itertools
 import json
+import logging
 import re
+import threading
 import time
 import uuid as _uuid
 from dataclasses import dataclass
@@ -41,9 +43,9 @@ from ._log import XtlLogger
 from ._native import require_dom0, xen
 from .config import (DiskSpec, DomainConfig, DomainType, NicSpec, disk_from_c, parse_disk,
                      parse_nic)
-from .errors import (CreateTimeout, DomainNotFound, HandleClosedError,  # noqa: F401
-                     LibxlDeviceNotFound, LibxlError, LibxlInvalid, LibxlNotFound, PyxenError,
-                     check_libxl, libxl_error)
+from .errors import (CreateTimeout, DomainNotFound, DomainNotFoundError,  # noqa: F401
+                     HandleClosedError, LibxlDeviceNotFound, LibxlError, LibxlInvalid,
+                     LibxlNotFound, PyxenError, XenError, check_libxl, libxl_error)
 
 __all__ = ["open", "Context", "DomainInfo", "DiskInfo", "NicInfo", "VcpuInfo", "VncAddress",
            "ShutdownReason", "LibxlError", "DomainNotFound", "LibxlInvalid", "ConsoleType",
@@ -310,8 +312,16 @@ def open() -> "Context":  # noqa: A001 - module-level constructor like pyxen.ctr
     return Context()
 
 
+_LOG = logging.getLogger("pyxen.light")
+# contexts whose asynchronous operations did not end by close(): never freed (libxl must
+# not be freed under a running operation; a leak is the safe outcome)
+_UNFINISHED: list[Any] = []
+
+
 class Context(Handle):
-    """A ``libxl_ctx``. Not thread-safe by itself: use one per thread."""
+    """A ``libxl_ctx``. Safe to share between threads and to close from any thread
+    (pyxen._handle's rule): libxl locks the ctx itself, pyxen's event machinery (token
+    queues, operations, poll fds) is locked here; each thread polls with its own fds."""
 
     def __init__(self) -> None:
         require_dom0("libxl")
@@ -329,33 +339,49 @@ class Context(Handle):
         def free(p: Any, _keep: object = (logger, hooks)) -> None:  # logger outlives the ctx
             lib.libxl_ctx_free(p)
 
-        self._adopt(ffi, pp[0], free)
+        self._lock = threading.RLock()   # _tokens, _queues, _ops and each op's state
         self._tokens = itertools.count(1)
         self._queues: dict[int, collections.deque] = {}
         self._ops: dict[int, "CreateOp"] = {}
-        self._pollfds = ffi.new("struct pollfd[]", 8)
-        self._npollfds = 8
+        self._local = threading.local()  # per thread: pollfds, npollfds
+        self._adopt(ffi, pp[0], free)
+
+    close_timeout = 60.0    # how long close() drives aborted operations to their end
 
     def close(self) -> None:
-        """Abort what is still in flight (libxl must not be freed under a running
-        operation), disable event generators, then ``libxl_ctx_free``."""
-        if self._ptr is not None:
-            for op in list(getattr(self, "_ops", {}).values()):
-                try:
-                    op.abort()
-                    op.wait(timeout=60)
-                except Exception:  # noqa: BLE001 - closing: keep going
-                    pass
+        """Idempotent, from any thread. Calls from now on raise HandleClosedError; running
+        creations are aborted and driven to their end (at most ``close_timeout`` s), then
+        ``libxl_ctx_free`` runs with the last call still using the ctx. A creation that
+        does not end in time leaves the ctx allocated (never freed under it)."""
         super().close()
+
+    def _on_close(self) -> None:
+        with self._lock:
+            ops = list(self._ops.values())
+        end = time.monotonic() + self.close_timeout
+        for op in ops:
+            try:
+                op.abort()
+                op.wait(timeout=max(0.0, end - time.monotonic()))
+            except Exception:  # noqa: BLE001 - closing: keep going
+                pass
+        with self._lock:
+            left = [op for op in self._ops.values() if not op.done]
+        if left:
+            _UNFINISHED.append(self._closing)
+            _LOG.warning("libxl context closed with %d creation(s) still running: left "
+                         "allocated", len(left))
 
     # -- libxl's event loop (libxl_event.h, the beforepoll/poll/afterpoll approach) ------
     def _token(self) -> int:
-        t = next(self._tokens)
-        self._queues[t] = collections.deque()
+        with self._lock:
+            t = next(self._tokens)
+            self._queues[t] = collections.deque()
         return t
 
     def _drop_token(self, token: int) -> None:
-        self._queues.pop(token, None)
+        with self._lock:
+            self._queues.pop(token, None)
 
     def _event(self, ev: Any) -> DomainEvent:
         ffi, lib = self._ffi, self._lib
@@ -401,9 +427,10 @@ class Context(Handle):
                 ev = self._event(out[0])
             finally:
                 lib.libxl_event_free(self._p(), out[0])
-            q = self._queues.get(ev.for_user)
-            if q is not None:
-                q.append(ev)
+            with self._lock:
+                q = self._queues.get(ev.for_user)
+                if q is not None:
+                    q.append(ev)
             n += 1
 
     def _now(self) -> Any:
@@ -417,26 +444,32 @@ class Context(Handle):
         """One round of libxl's event loop: ``libxl_osevent_beforepoll``, ``poll`` (at most
         ``timeout`` seconds; None: as long as libxl likes, capped at 0.5 s so signals are
         seen), ``libxl_osevent_afterpoll``, then collect the events (``libxl_event_check``).
-        Returns how many events arrived. Operations and watches call this for you."""
+        Returns how many events arrived. Operations and watches call this for you. Threads
+        may run it at once (each polls its own fds, as libxl allows)."""
         ffi, lib = self._ffi, self._lib
         n = self._drain()
         ms = 500 if timeout is None else max(0, min(500, int(timeout * 1000)))
         if n:
             ms = 0
+        local = self._local
+        pollfds = getattr(local, "pollfds", None)
+        if pollfds is None:
+            local.npollfds = 8
+            pollfds = local.pollfds = ffi.new("struct pollfd[]", 8)
         while True:
-            nfds = ffi.new("int *", self._npollfds)
+            nfds = ffi.new("int *", local.npollfds)
             tmo = ffi.new("int *", ms)
-            rc = lib.libxl_osevent_beforepoll(self._p(), nfds, self._pollfds, tmo, self._now())
+            rc = lib.libxl_osevent_beforepoll(self._p(), nfds, pollfds, tmo, self._now())
             if rc == lib.ERROR_BUFFERFULL:
-                self._npollfds = nfds[0] + 4
-                self._pollfds = ffi.new("struct pollfd[]", self._npollfds)
+                local.npollfds = nfds[0] + 4
+                pollfds = local.pollfds = ffi.new("struct pollfd[]", local.npollfds)
                 continue
             _check(rc, "libxl_osevent_beforepoll")
             break
-        if lib.poll(self._pollfds, nfds[0], tmo[0]) < 0:  # EINTR: nothing became ready
+        if lib.poll(pollfds, nfds[0], tmo[0]) < 0:  # EINTR: nothing became ready
             for i in range(nfds[0]):
-                self._pollfds[i].revents = 0
-        lib.libxl_osevent_afterpoll(self._p(), nfds[0], self._pollfds, self._now())
+                pollfds[i].revents = 0
+        lib.libxl_osevent_afterpoll(self._p(), nfds[0], pollfds, self._now())
         return n + self._drain()
 
     def _wait_queue(self, token: int, timeout: float | None) -> DomainEvent | None:
@@ -444,13 +477,19 @@ class Context(Handle):
         if q is None:
             raise HandleClosedError("libxl watch or operation")
         end = None if timeout is None else time.monotonic() + timeout
-        while not q:
+        while True:
+            try:
+                return q.popleft()      # (another thread waiting on it may take it first)
+            except IndexError:
+                pass
             left = None if end is None else end - time.monotonic()
             if left is not None and left <= 0:
                 self._drain()
-                break
+                try:
+                    return q.popleft()
+                except IndexError:
+                    return None
             self.run_events(left)
-        return q.popleft() if q else None
 
     # -- names and ids -------------------------------------------------------------------
     def domid(self, dom: int | str) -> int:
@@ -1063,7 +1102,8 @@ class CreateOp:
             rc = lib.libxl_domain_create_new(ctx._p(), self._d, self._domid, self._how,
                                              self._chow)
             if not rc:
-                ctx._ops[self._token] = self
+                with ctx._lock:
+                    ctx._ops[self._token] = self
         if rc:  # not started: nothing is in flight
             self._finish()
             _check(rc, "libxl_domain_create_new")
@@ -1074,15 +1114,28 @@ class CreateOp:
             raise
 
     def _finish(self) -> None:
-        self.done = True
-        self.ctx._ops.pop(self._token, None)
-        self.ctx._drop_token(self._token)
-        self.ctx._drop_token(self._ctoken)
-        if self._d is not None:
-            self.ctx._lib.libxl_domain_config_dispose(self._d)
-            self._d = None
+        with self.ctx._lock:            # once, whichever thread sees the completion
+            self.done = True
+            self.ctx._ops.pop(self._token, None)
+            self.ctx._drop_token(self._token)
+            self.ctx._drop_token(self._ctoken)
+            if self._d is not None:
+                self.ctx._lib.libxl_domain_config_dispose(self._d)
+                self._d = None
 
     def _take(self) -> None:
+        # under the context's lock: of threads waiting on one op, one takes each event and
+        # finishes the op (unpause included) before another sees the result (_settled)
+        with self.ctx._lock:
+            if not self.done:
+                self._take_locked()
+
+    def _settled(self) -> None:
+        """Wait until the thread that saw the completion is done with it."""
+        with self.ctx._lock:
+            pass
+
+    def _take_locked(self) -> None:
         cq = self.ctx._queues.get(self._ctoken)
         while cq:
             ev = cq.popleft()
@@ -1112,6 +1165,7 @@ class CreateOp:
         if not self.done:
             self.ctx.run_events(0)
             self._take()
+        self._settled()
         return self.done
 
     def wait_console(self, timeout: float | None = None) -> int | None:
@@ -1138,11 +1192,12 @@ class CreateOp:
                 _interrupt.point("light.create_wait")
                 self.ctx.run_events(left)
                 self._take()
-        except TimeoutError:
-            raise                       # still in flight, as documented
+        except (TimeoutError, HandleClosedError):
+            raise                       # still in flight / its context's close() ends it
         except BaseException:           # a Ctrl-C (or a failure driving libxl): undo it all
             self.cancel()
             raise
+        self._settled()
         if self.error is not None:
             raise self.error
         assert self.domid is not None  # completed without an error: _take() set it
@@ -1157,8 +1212,8 @@ class CreateOp:
             if not self.done:
                 try:
                     self.abort()
-                except LibxlError:
-                    pass
+                except (LibxlError, HandleClosedError):
+                    pass                # (closed: its context's close() aborted it)
                 end = time.monotonic() + timeout
                 while not self.done and time.monotonic() < end:
                     try:
@@ -1220,10 +1275,13 @@ class DeathWatch:
                 return ev
 
     def close(self) -> None:
-        if self._evgen is not None and self._evgen[0] != self.ctx._ffi.NULL \
-                and not self.ctx.closed:
-            self.ctx._lib.libxl_evdisable_domain_death(self.ctx._p(), self._evgen[0])
-        self._evgen = None
+        with self.ctx._lock:            # idempotent, from any thread
+            evgen, self._evgen = self._evgen, None
+        if evgen is not None and evgen[0] != self.ctx._ffi.NULL:
+            try:
+                self.ctx._lib.libxl_evdisable_domain_death(self.ctx._p(), evgen[0])
+            except HandleClosedError:
+                pass                    # libxl_ctx_free disables it
         self.ctx._drop_token(self._token)
 
     def __enter__(self) -> DeathWatch:

@@ -373,14 +373,10 @@ class XenStore(Handle):
     # -- lifetime ---------------------------------------------------------------
 
     def close(self) -> None:
-        """Idempotent. Drops pyxen's reference to the C handle; ``xs_close`` runs as soon as
-        no call is using it (at once, unless another thread is inside a call)."""
-        lock = getattr(self, "_close_lock", None)
-        if lock is None:
-            return
-        with lock:
-            ptr, self._ptr = self._ptr, None
-        del ptr                      # ffi.gc destructor (xs_close) runs with the last ref
+        """Idempotent, from any thread (pyxen._handle's rule). Drops pyxen's reference to the
+        C handle; ``xs_close`` runs as soon as no call is using it (at once, unless another
+        thread is inside a call). Later calls, fileno() included, raise HandleClosedError."""
+        super().close()
 
     # -- nodes (hot path: keep lean) -------------------------------------------
 
@@ -612,9 +608,11 @@ class XenStore(Handle):
             return [(b.decode(), tok) for b, tok in self._tokens.values()]
 
     def fileno(self) -> int:
-        """``xs_fileno``: a descriptor that is readable while watch events are queued."""
+        """``xs_fileno``: a descriptor that is readable while watch events are queued.
+        HandleClosedError once closed (the descriptor is closed with the handle)."""
+        p = self._p()                # never the cached fd of a closed handle
         if self._fd < 0:
-            fd = _lib.xs_fileno(self._p())
+            fd = _lib.xs_fileno(p)
             if fd < 0:
                 _raise("xs_fileno")
             self._fd = fd
