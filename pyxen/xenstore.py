@@ -466,8 +466,9 @@ class XenStore(Handle):
             return
         with lock:
             ptr, self._ptr = self._ptr, None
+        if ptr is not None:
+            self._on_close()         # pending watch reads end (HandleClosedError)
         del ptr                      # ffi.gc destructor (xs_close) runs with the last ref
-        self._closed_hook()          # pending watch reads end (HandleClosedError)
 
     # -- nodes (hot path: keep lean) -------------------------------------------
 
@@ -784,9 +785,9 @@ class XenStore(Handle):
                 return
             self._unregister(b, wire, q)
 
-    def _closed_hook(self) -> None:
-        """close() ran: every pending read ends (HandleClosedError), every Watch's fileno
-        turns readable; the handle-level fileno is closed."""
+    def _on_close(self) -> None:
+        """Run by close() (once): every pending watch read ends (HandleClosedError), every
+        Watch's fileno turns readable; the handle-level fileno is closed."""
         self._reap()
         with self._watch_lock:
             queues = [q for _b, q, _r in self._routes.values()]
