@@ -44,6 +44,7 @@ def _collect(read, n, timeout=20.0):
 
 def test_two_watches_on_overlapping_paths_each_get_their_own(xs, base):
     xs.mkdir(f"{base}/a")
+    xs.mkdir(f"{base}/b")                      # no implicit parents: one event per write
     xs.watch(base, "legacy")                   # a handle-level reader on the same handle
     wa = xs.watch(f"{base}/a")
     wb = xs.watch(base)
