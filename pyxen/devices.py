@@ -43,6 +43,7 @@ import threading
 import errno as _errno
 import os
 import re
+import select
 import socket
 import stat
 import time
@@ -58,7 +59,7 @@ from .errors import (BackendDomainError, DeviceBusyError, DeviceError,  # noqa: 
 
 if TYPE_CHECKING:
     from .ctrl import Ctrl
-    from .xenstore import Transaction, XenStore
+    from .xenstore import Transaction, Watch, XenStore
 
 _R = TypeVar("_R")
 
@@ -841,12 +842,13 @@ class Devices:
                 raise TypeError("wait_state: also= needs also_wanted=")
             aw = {also_wanted} if isinstance(also_wanted, int) else set(also_wanted)
             targets.append((also, aw))
-        token = object()
-        watched = []
+        watches: list[Watch] = []      # our own streams: other readers of xs keep theirs
         try:
             for p, _ in targets:
-                self.xs.watch(f"{p}/state", token)
-                watched.append(p)
+                watches.append(self.xs.watch(f"{p}/state"))
+            poller = select.poll()
+            for wt in watches:
+                poller.register(wt.fileno(), select.POLLIN)
             deadline = time.monotonic() + timeout
             while True:
                 pending = None
@@ -873,11 +875,14 @@ class Devices:
                         f"{what}: {', '.join(stuck)} after {timeout:g}s, waiting for "
                         f"{'/'.join(s.name for s in sorted(w))}",
                         path=p, state=st, wanted=min(w))
-                self.xs.read_watch(left)
+                poller.poll(left * 1000)
+                for wt in watches:            # the states are read again above
+                    while wt.check() is not None:
+                        pass
         finally:
-            for p in watched:
+            for wt in watches:
                 try:
-                    self.xs.unwatch(f"{p}/state", token)
+                    wt.close()
                 except Exception:
                     pass
 

@@ -1574,15 +1574,15 @@ class Supervisor:
         self.guests: dict[int, Guest] = {}
         self.restarts: dict[str, int] = {}
         self.events: list[LifecycleEvent] = []
-        self._token = f"pyxen-supervisor-{id(self)}"
-        self.xs.watch("@releaseDomain", self._token)
+        # its own stream: other readers of the handle neither steal nor lose events
+        self._watch = self.xs.watch("@releaseDomain")
 
     def add(self, guest: Guest) -> None:
         self.guests[guest.domid] = guest
 
     def close(self) -> None:
         try:
-            self.xs.unwatch("@releaseDomain", self._token)
+            self._watch.close()
         except (PyxenError, ValueError):
             pass
         if self._own_xs:
@@ -1599,9 +1599,9 @@ class Supervisor:
     def poll(self, timeout: float = 0.0) -> list[LifecycleEvent]:
         """Wait up to ``timeout`` s for @releaseDomain; act on every supervised guest that
         has shut down or vanished; return the events of this call."""
-        ev = self.xs.read_watch(timeout)
+        ev = self._watch.read(timeout)
         while ev is not None:  # drain
-            ev = self.xs.read_watch(0)
+            ev = self._watch.check()
         return self.check()
 
     def run(self, until: Callable[[list[LifecycleEvent]], object] | None = None,

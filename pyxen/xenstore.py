@@ -6,11 +6,21 @@ One :class:`XenStore` handle may be shared by any number of threads. Every metho
 libxenstore request; pyxen releases the GIL during the C call and libxenstore serializes
 requests on a handle (its request mutex), so calls from several threads interleave safely.
 Transactions are named by id, so several threads can run their own transactions over one
-handle at the same time. Watch events form one queue per handle: if several threads read
-events from one handle, each event goes to exactly one of them. ``close()`` may be called
-from any thread at any time and is idempotent: calls already inside libxenstore finish
-first (the C handle is freed when the last of them returns), later calls raise
-``ValueError``. Blocking waits for watch events notice a close within 0.2 s.
+handle at the same time. ``close()`` may be called from any thread at any time and is
+idempotent: calls already inside libxenstore finish first (the C handle is freed when the
+last of them returns), later calls raise ``HandleClosedError`` (a ``ValueError``).
+
+Watches
+-------
+``w = xs.watch(path)`` returns a :class:`Watch`, a stream of its own: its events go to it
+and to nobody else, however many other Watches, threads or handle-level readers share the
+handle. There is no background thread: whichever consumer waits drains libxenstore's
+queue (under a lock) and routes each event by its token into the owner's queue, then
+looks at its own. ``xs.watch(path, token)`` (explicit token) is the handle-level form:
+those events, and only those, go to ``xs.check_watch/read_watch/events/aevents``. Closing
+the handle, from any thread, ends every pending read with ``HandleClosedError`` (the
+handle-level ``events()`` iterator just stops) and makes each Watch's ``fileno()``
+readable.
 
 Transactions
 ------------
@@ -31,6 +41,7 @@ with a small randomized back-off, then raise :class:`TransactionRetriesExhausted
 
 from __future__ import annotations
 
+import collections
 import enum
 import errno as _errno
 import os
@@ -39,6 +50,7 @@ import re
 import select
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NoReturn, TypeVar, overload
 
@@ -68,7 +80,8 @@ XENSTORE_REL_PATH_MAX = 2048
 XENSTORE_PAYLOAD_MAX = 4096
 SPECIAL_PATHS = ("@introduceDomain", "@releaseDomain")
 DEFAULT_MAX_ATTEMPTS = 64
-_WAIT_SLICE = 0.2
+_NO_TOKEN: Any = object()          # watch(path) without a token: a Watch object
+_HANDLE_CLOSED, _WATCH_CLOSED = "handle", "watch"   # why a _Queue ended
 
 # --------------------------------------------------------------------------- errors
 
@@ -369,13 +382,20 @@ class XenStore(Handle):
         self._token_of: dict[tuple[bytes, int], str] = {}    # (path, id(object)) → wire token
         self._next_token = 0
         self._fd = -1
+        # watch dispatch (see the watches section)
+        self._dispatch_lock = threading.Lock()
+        self._routes: dict[str, tuple[bytes, _Queue, weakref.ref[Watch]]] = {}  # Watch objects
+        self._legacy = _Queue()                              # the handle-level stream
+        self._orphans: list[tuple[bytes, str, _Queue]] = []  # Watches garbage-collected
+        weakref.finalize(self, self._legacy.close_fds).atexit = False
 
     # -- lifetime ---------------------------------------------------------------
 
     def close(self) -> None:
         """Idempotent, from any thread (pyxen._handle's rule). Drops pyxen's reference to the
         C handle; ``xs_close`` runs as soon as no call is using it (at once, unless another
-        thread is inside a call). Later calls, fileno() included, raise HandleClosedError."""
+        thread is inside a call). Pending watch reads end with HandleClosedError
+        (``_on_close``); later calls, fileno() included, raise it."""
         super().close()
 
     # -- nodes (hot path: keep lean) -------------------------------------------
@@ -561,12 +581,29 @@ class XenStore(Handle):
         return result
 
     # -- watches -----------------------------------------------------------------
+    #
+    # One dispatcher per handle: whichever consumer needs events drains xs_check_watch
+    # (under _dispatch_lock) and routes each event by its wire token, into the owning
+    # Watch's queue or, for watches registered the legacy way (watch(path, token)), into
+    # the handle-level queue; then it looks at its own queue.
 
-    def watch(self, path: str | bytes, token: Any = None) -> None:
-        """``xs_watch``: report changes to ``path`` and everything under it. ``token`` may be
-        any object (kept alive while watched) and comes back in each WatchEvent. xenstored
-        fires one event right after registration. ``path`` may be @introduceDomain or
-        @releaseDomain."""
+    @overload
+    def watch(self, path: str | bytes) -> "Watch": ...
+    @overload
+    def watch(self, path: str | bytes, token: Any) -> None: ...
+
+    def watch(self, path: str | bytes, token: Any = _NO_TOKEN) -> "Watch | None":
+        """``xs_watch``: report changes to ``path`` and everything under it. ``path`` may be
+        @introduceDomain or @releaseDomain. xenstored fires one event right after
+        registration.
+
+        ``xs.watch(path)`` returns a :class:`Watch`, a stream of its own: only it gets the
+        events of this registration. ``xs.watch(path, token)`` (any object, kept alive
+        while watched) is the handle-level form: its events, with ``token``, go to the
+        handle's ``check_watch``/``read_watch``/``events``/``aevents``; undo it with
+        ``unwatch(path, token)``."""
+        if token is _NO_TOKEN:
+            return Watch(self, path)
         b = check_path(path, special=True)
         p = self._p()
         with self._watch_lock:
@@ -575,8 +612,7 @@ class XenStore(Handle):
                 raise XenStoreExistsError(_errno.EEXIST, call="xs_watch",
                                           path=b.decode(), detail="already watched with "
                                           "this token")
-            self._next_token += 1
-            wire = f"pyxen{self._next_token}"
+            wire = self._new_wire()
             self._tokens[wire] = (b, token)
             self._token_of[key] = wire
         if not _lib.xs_watch(p, b, wire.encode()):
@@ -585,10 +621,16 @@ class XenStore(Handle):
                 self._tokens.pop(wire, None)
                 self._token_of.pop(key, None)
             raise error_for(err, "xs_watch", path)
+        return None
+
+    def _new_wire(self) -> str:
+        """A fresh wire token (call with _watch_lock held)."""
+        self._next_token += 1
+        return f"pyxen{self._next_token}"
 
     def unwatch(self, path: str | bytes, token: Any = None) -> None:
-        """``xs_unwatch`` for a (path, token) given to watch(); events still queued for it
-        are dropped."""
+        """``xs_unwatch`` for a (path, token) given to watch(path, token); events still
+        queued for it are dropped. (A :class:`Watch` is undone with its ``close()``.)"""
         b = check_path(path, special=True)
         p = self._p()
         with self._watch_lock:
@@ -604,13 +646,20 @@ class XenStore(Handle):
 
     @property
     def watches(self) -> list[tuple[str, Any]]:
+        """The (path, token) pairs registered with watch(path, token), in order; each
+        open :class:`Watch` is listed as (path, the Watch)."""
         with self._watch_lock:
-            return [(b.decode(), tok) for b, tok in self._tokens.values()]
+            out = [(b.decode(), tok) for b, tok in self._tokens.values()]
+            for b, _q, ref in self._routes.values():
+                w = ref()
+                if w is not None:
+                    out.append((b.decode(), w))
+        return out
 
-    def fileno(self) -> int:
-        """``xs_fileno``: a descriptor that is readable while watch events are queued.
-        HandleClosedError once closed (the descriptor is closed with the handle)."""
-        p = self._p()                # never the cached fd of a closed handle
+    def _raw_fileno(self) -> int:
+        """``xs_fileno``: libxenstore's descriptor, readable while events it received are
+        not yet dispatched. HandleClosedError once closed (never a closed handle's fd)."""
+        p = self._p()
         if self._fd < 0:
             fd = _lib.xs_fileno(p)
             if fd < 0:
@@ -618,47 +667,98 @@ class XenStore(Handle):
             self._fd = fd
         return self._fd
 
-    def check_watch(self) -> WatchEvent | None:
-        """``xs_check_watch``: the next queued event, or None at once if there is none."""
-        while True:
-            raw = _lib.xs_check_watch(self._p())
-            if not raw:
-                err = _ffi.errno
-                if err == _errno.EAGAIN or err == 0:
-                    return None
-                _raise("xs_check_watch")
+    def fileno(self) -> int:
+        """A descriptor for select/poll that is readable while handle-level watch events
+        (of watch(path, token)) may be waiting: call check_watch() until it returns None.
+        It also turns readable when the handle is closed; it is closed with the handle."""
+        return self._legacy.fileno(self)
+
+    def _drain(self) -> None:
+        """Move every event libxenstore has queued into its consumer's queue."""
+        if self._orphans:
+            self._reap()
+        with self._dispatch_lock:
+            p = self._p()
+            while True:
+                raw = _lib.xs_check_watch(p)
+                if not raw:
+                    err = _ffi.errno
+                    if err == _errno.EAGAIN or err == 0:
+                        return
+                    _raise("xs_check_watch")
+                try:
+                    path = _ffi.string(raw[_lib.XS_WATCH_PATH]).decode("ascii", "replace")
+                    wire = _ffi.string(raw[_lib.XS_WATCH_TOKEN]).decode("ascii", "replace")
+                finally:
+                    _free(raw)
+                route = self._routes.get(wire)
+                if route is not None:
+                    route[1].put(path)
+                elif wire in self._tokens:
+                    self._legacy.put((wire, path))
+                # else: unwatched meanwhile, or not ours: dropped
+
+    def _unregister(self, b: bytes, wire: str, q: _Queue) -> XenStoreError | None:
+        """Undo a Watch: no more routing, waiters wake, ``xs_unwatch`` if still open."""
+        with self._watch_lock:
+            self._routes.pop(wire, None)
+        q.end(_WATCH_CLOSED)
+        err = None
+        p = self._ptr
+        if p is not None and not _lib.xs_unwatch(p, b, wire.encode()):
+            e = _ffi.errno or _errno.EIO
+            if e != _errno.ENOENT:
+                err = error_for(e, "xs_unwatch", b)
+        q.close_fds()
+        return err
+
+    def _reap(self) -> None:
+        """Unwatch the Watches garbage-collected since (their finalizers only queue them:
+        a finalizer may run in any thread, at any point)."""
+        while self._orphans:
             try:
-                path = _ffi.string(raw[_lib.XS_WATCH_PATH]).decode("ascii", "replace")
-                wire = _ffi.string(raw[_lib.XS_WATCH_TOKEN]).decode("ascii", "replace")
-            finally:
-                _free(raw)
+                b, wire, q = self._orphans.pop()
+            except IndexError:
+                return
+            self._unregister(b, wire, q)
+
+    def _on_close(self) -> None:
+        """Run by close() (once): every pending watch read ends (HandleClosedError), every
+        Watch's fileno turns readable; the handle-level fileno is closed."""
+        self._reap()
+        with self._watch_lock:
+            queues = [q for _b, q, _r in self._routes.values()]
+        for q in queues:
+            q.end(_HANDLE_CLOSED)
+        self._legacy.end(_HANDLE_CLOSED)
+        self._legacy.close_fds()
+
+    def check_watch(self) -> WatchEvent | None:
+        """The next handle-level event (of watch(path, token)), or None at once if there
+        is none. On a closed handle: the events already received, then
+        HandleClosedError."""
+        q = self._legacy
+        while True:
+            item = q.pop()
+            if item is None:
+                self._drain()
+                item = q.pop()
+                if item is None:
+                    return None
+            wire, path = item
             ent = self._tokens.get(wire)
-            if ent is not None:          # else: unwatched meanwhile, or not ours: drop
+            if ent is not None:          # else: unwatched meanwhile: drop
                 return WatchEvent(path, ent[1])
 
     def read_watch(self, timeout: float | None = None) -> WatchEvent | None:
-        """The next watch event, waiting up to ``timeout`` seconds (None: for ever);
-        None on timeout. Waits with poll() on fileno(), never holding the GIL."""
-        fd = self.fileno()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        while True:
-            ev = self.check_watch()
-            if ev is not None:
-                return ev
-            if deadline is None:
-                wait = _WAIT_SLICE
-            else:
-                wait = deadline - time.monotonic()
-                if wait <= 0:
-                    return None
-                wait = min(wait, _WAIT_SLICE)
-            poller.poll(wait * 1000)
+        """The next handle-level event, waiting up to ``timeout`` seconds (None: for ever);
+        None on timeout; HandleClosedError if the handle is closed meanwhile. Waits in
+        poll(), never holding the GIL."""
+        return _wait(self, self._legacy, self.check_watch, timeout)
 
     def events(self, timeout: float | None = None) -> Iterator[WatchEvent]:
-        """Blocking iterator over watch events; ends when none arrives within ``timeout``
-        seconds (None: never ends by itself) or the handle is closed."""
+        """Blocking iterator over handle-level events; ends when none arrives within
+        ``timeout`` seconds (None: never ends by itself) or the handle is closed."""
         while self._ptr is not None:
             try:
                 ev = self.read_watch(timeout)
@@ -671,9 +771,10 @@ class XenStore(Handle):
             yield ev
 
     def aevents(self, timeout: float | None = None) -> "AsyncEvents":
-        """``async for ev in xs.aevents():`` — waits through the running loop's
-        ``add_reader`` on fileno() (no thread); ends after ``timeout`` idle seconds."""
-        return AsyncEvents(self, timeout)
+        """``async for ev in xs.aevents():`` over handle-level events — waits through the
+        running loop's ``add_reader`` (no thread); ends after ``timeout`` idle seconds;
+        raises HandleClosedError when the handle is closed (from any thread)."""
+        return AsyncEvents(self, self._legacy, self.check_watch, timeout, None)
 
     # -- domains -----------------------------------------------------------------
 
@@ -862,26 +963,150 @@ class Attempts:
         raise TransactionRetriesExhausted(self.max_attempts)
 
 
-class AsyncEvents:
-    """``async for`` over watch events through ``loop.add_reader(xs.fileno(), ...)``."""
+# --------------------------------------------------------------------------- watch streams
 
-    def __init__(self, xs: XenStore, timeout: float | None):
-        self.xs, self.timeout = xs, timeout
 
-    def __aiter__(self) -> "AsyncEvents":
-        return self
+class _Queue:
+    """One consumer's events (a Watch's, or the handle-level ones), and what to wait on:
+    created on first need, an epoll set of an eventfd (readable while the queue is not
+    empty, or once it ended) and libxenstore's descriptor (readable while events are not
+    yet dispatched). Holds no reference to its Watch or handle."""
 
-    async def __anext__(self) -> WatchEvent:
-        import asyncio
-        loop = asyncio.get_running_loop()
-        fd = self.xs.fileno()
-        deadline = None if self.timeout is None else loop.time() + self.timeout
-        while True:
-            if self.xs.closed:
-                raise StopAsyncIteration
-            ev = self.xs.check_watch()
-            if ev is not None:
-                return ev
+    __slots__ = ("items", "lock", "efd", "ep", "ended", "busy", "fds_closed")
+
+    def __init__(self) -> None:
+        self.items: collections.deque[Any] = collections.deque()
+        self.lock = threading.Lock()
+        self.efd = -1
+        self.ep: select.epoll | None = None
+        self.ended: str | None = None     # None, _HANDLE_CLOSED or _WATCH_CLOSED
+        self.busy = 0                     # waiters using ep (they close it if closed)
+        self.fds_closed = False
+
+    def put(self, item: Any) -> None:
+        with self.lock:
+            if self.ended == _WATCH_CLOSED:
+                return
+            self.items.append(item)
+            if len(self.items) == 1 and self.efd >= 0:
+                os.eventfd_write(self.efd, 1)
+
+    def pop(self) -> Any:
+        with self.lock:
+            if not self.items:
+                return None
+            item = self.items.popleft()
+            if not self.items and self.efd >= 0 and self.ended is None:
+                try:
+                    os.eventfd_read(self.efd)          # not readable any more
+                except BlockingIOError:
+                    pass
+            return item
+
+    def end(self, why: str) -> None:
+        with self.lock:
+            if self.ended is None or why == _WATCH_CLOSED:
+                self.ended = why
+            if why == _WATCH_CLOSED:
+                self.items.clear()
+            if self.efd >= 0:
+                os.eventfd_write(self.efd, 1)          # readable for good: waiters wake
+
+    def poller(self, xs: XenStore) -> select.epoll:
+        with self.lock:
+            if self.ep is not None:
+                return self.ep
+            if self.fds_closed:
+                raise HandleClosedError("Watch" if self.ended == _WATCH_CLOSED else xs)
+        raw = xs._raw_fileno()                         # HandleClosedError once closed
+        with self.lock:
+            if self.ep is None:
+                if self.fds_closed:
+                    raise HandleClosedError("Watch" if self.ended == _WATCH_CLOSED else xs)
+                efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+                try:
+                    ep = select.epoll()
+                except BaseException:
+                    os.close(efd)
+                    raise
+                try:
+                    ep.register(efd, select.EPOLLIN)
+                    ep.register(raw, select.EPOLLIN)
+                except BaseException:
+                    ep.close()
+                    os.close(efd)
+                    raise
+                self.efd, self.ep = efd, ep
+                if self.items or self.ended is not None:
+                    os.eventfd_write(efd, 1)
+            return self.ep
+
+    def fileno(self, xs: XenStore) -> int:
+        return self.poller(xs).fileno()
+
+    def enter(self) -> None:
+        with self.lock:
+            self.busy += 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.busy -= 1
+        if self.fds_closed:
+            self.close_fds()
+
+    def close_fds(self) -> None:
+        """Close the descriptors now, or (if a waiter is using them) when it is done."""
+        with self.lock:
+            self.fds_closed = True
+            if self.busy:
+                return
+            ep, efd, self.ep, self.efd = self.ep, self.efd, None, -1
+        if ep is not None:
+            ep.close()
+        if efd >= 0:
+            os.close(efd)
+
+
+def _wait(xs: XenStore, q: _Queue, get: Callable[[], WatchEvent | None],
+          timeout: float | None) -> WatchEvent | None:
+    """``get()`` until it returns an event, waiting in epoll between tries; None after
+    ``timeout`` seconds (None: for ever)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        ev = get()
+        if ev is not None:
+            return ev
+        if deadline is None:
+            wait = -1.0
+        else:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                return None
+        q.enter()
+        try:
+            q.poller(xs).poll(wait)
+        finally:
+            q.leave()
+
+
+async def _await(xs: XenStore, q: _Queue, get: Callable[[], WatchEvent | None],
+                 timeout: float | None) -> WatchEvent | None:
+    """_wait for asyncio: waits with the running loop's add_reader (no thread)."""
+    import asyncio
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    while True:
+        ev = get()
+        if ev is not None:
+            return ev
+        left = None
+        if deadline is not None:
+            left = deadline - loop.time()
+            if left <= 0:
+                return None
+        q.enter()
+        try:
+            fd = q.poller(xs).fileno()
             fut: asyncio.Future[None] = loop.create_future()
 
             def wake(fut: asyncio.Future[None] = fut) -> None:
@@ -889,17 +1114,158 @@ class AsyncEvents:
                     fut.set_result(None)
             loop.add_reader(fd, wake)
             try:
-                if deadline is None:
+                if left is None:
                     await fut
                 else:
-                    left = deadline - loop.time()
-                    if left <= 0:
-                        raise StopAsyncIteration
-                    await asyncio.wait_for(fut, left)
-            except asyncio.TimeoutError:
-                raise StopAsyncIteration from None
+                    try:
+                        await asyncio.wait_for(fut, left)
+                    except TimeoutError:
+                        pass                 # get() once more, then the deadline ends it
             finally:
                 loop.remove_reader(fd)
+        finally:
+            q.leave()
+
+
+class Watch:
+    """One watch registration with its own event stream: ``w = xs.watch(path)``.
+
+    Only this object gets the events of its registration (xenstored's initial one too),
+    whoever else reads events on the same handle: whichever consumer waits dispatches
+    what libxenstore received into each owner's queue. Events are
+    ``WatchEvent(path, token=this Watch)``.
+
+    Reading: ``check()`` (at once), ``read(timeout)`` (None on timeout), ``for ev in
+    w.events(timeout)`` (ends after ``timeout`` idle seconds), ``async for ev in w`` or
+    ``w.aevents(timeout)``, ``await w.aread(timeout)`` (asyncio through the running loop's
+    ``add_reader``, no thread), ``w.fileno()`` for select/poll (readable while events
+    may be waiting: call ``check()`` until None). ``close()`` (or the ``with`` block's end,
+    or garbage collection) unwatches; iterations then end, reads raise
+    HandleClosedError. When the handle is closed, from any thread, a pending read or
+    iteration raises HandleClosedError and fileno() turns readable.
+    """
+
+    __slots__ = ("xs", "path", "_b", "_wire", "_q", "_fin", "__weakref__")
+
+    def __init__(self, xs: XenStore, path: str | bytes) -> None:
+        b = check_path(path, special=True)
+        p = xs._p()
+        xs._reap()
+        q = _Queue()
+        with xs._watch_lock:
+            wire = xs._new_wire()
+            xs._routes[wire] = (b, q, weakref.ref(self))
+        self.xs, self.path, self._b, self._wire, self._q = xs, b.decode(), b, wire, q
+        if not _lib.xs_watch(p, b, wire.encode()):
+            err = _ffi.errno or _errno.EIO
+            with xs._watch_lock:
+                xs._routes.pop(wire, None)
+            raise error_for(err, "xs_watch", path)
+        self._fin = weakref.finalize(self, xs._orphans.append, (b, wire, q))
+        self._fin.atexit = False
+        if xs._ptr is None:               # closed meanwhile: its close hook missed us
+            q.end(_HANDLE_CLOSED)
+
+    @property
+    def closed(self) -> bool:
+        """True once close() ran (reads raise; iterations end)."""
+        return self._q.ended == _WATCH_CLOSED
+
+    def close(self) -> None:
+        """``xs_unwatch``; idempotent; queued events are dropped, waiters wake."""
+        if self._fin.detach() is None:
+            return
+        err = self.xs._unregister(self._b, self._wire, self._q)
+        if err is not None:
+            raise err
+
+    def __enter__(self) -> "Watch":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def check(self) -> WatchEvent | None:
+        """The next event, or None at once. HandleClosedError if this Watch is closed, or
+        the handle is and no event is left."""
+        q = self._q
+        if q.ended == _WATCH_CLOSED:
+            raise HandleClosedError(self)
+        path = q.pop()
+        if path is None:
+            self.xs._drain()
+            path = q.pop()
+            if path is None:
+                if q.ended == _WATCH_CLOSED:
+                    raise HandleClosedError(self)
+                return None
+        return WatchEvent(path, self)
+
+    def read(self, timeout: float | None = None) -> WatchEvent | None:
+        """The next event, waiting up to ``timeout`` seconds (None: for ever); None on
+        timeout. Waits in epoll without the GIL."""
+        return _wait(self.xs, self._q, self.check, timeout)
+
+    def events(self, timeout: float | None = None) -> Iterator[WatchEvent]:
+        """Blocking iterator; ends after ``timeout`` idle seconds (None: only when the
+        Watch is closed); HandleClosedError when the handle is closed."""
+        while True:
+            try:
+                ev = self.read(timeout)
+            except HandleClosedError:
+                if self.closed:
+                    return
+                raise
+            if ev is None:
+                return
+            yield ev
+
+    def __iter__(self) -> Iterator[WatchEvent]:
+        return self.events()
+
+    async def aread(self, timeout: float | None = None) -> WatchEvent | None:
+        """read() for asyncio: ``await w.aread(timeout)``."""
+        return await _await(self.xs, self._q, self.check, timeout)
+
+    def aevents(self, timeout: float | None = None) -> "AsyncEvents":
+        """``async for ev in w.aevents(timeout)``: ends after ``timeout`` idle seconds."""
+        return AsyncEvents(self.xs, self._q, self.check, timeout, self)
+
+    def __aiter__(self) -> "AsyncEvents":
+        return AsyncEvents(self.xs, self._q, self.check, None, self)
+
+    def fileno(self) -> int:
+        """A descriptor for select/poll: readable while events may be waiting (then call
+        check() until it returns None), and for good once the Watch or the handle is
+        closed. Valid until close()."""
+        return self._q.fileno(self.xs)
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<pyxen.xenstore.Watch {self.path!r} {state}>"
+
+
+class AsyncEvents:
+    """``async for`` over watch events (a Watch's, or the handle's with ``xs.aevents()``)
+    through the running loop's ``add_reader``; ends after ``timeout`` idle seconds."""
+
+    def __init__(self, xs: XenStore, q: _Queue, get: Callable[[], WatchEvent | None],
+                 timeout: float | None, watch: Watch | None) -> None:
+        self.xs, self._q, self._get, self.timeout, self._watch = xs, q, get, timeout, watch
+
+    def __aiter__(self) -> "AsyncEvents":
+        return self
+
+    async def __anext__(self) -> WatchEvent:
+        try:
+            ev = await _await(self.xs, self._q, self._get, self.timeout)
+        except HandleClosedError:
+            if self._watch is not None and self._watch.closed:
+                raise StopAsyncIteration from None
+            raise
+        if ev is None:
+            raise StopAsyncIteration
+        return ev
 
 
 def open(flags: int = 0, **kw: Any) -> XenStore:  # noqa: A001 - mirrors xs_open
