@@ -3,8 +3,9 @@
 * ``pyxen._cpuid``: the CPUID helper; no Xen dependency.
 * ``pyxen._linux``: the Linux loop, block and interface ioctls pyxen.devices makes
   (``csrc/linux.h``); no Xen dependency.
-* ``pyxen._xen``: libxenstore, libxenctrl, libxenguest, libxenlight, libxlutil and
-  libxentoollog, declared by the trimmed headers in ``csrc/``.
+* ``pyxen._xen``: libxenstore, libxenctrl, libxenguest, libxenlight, libxlutil,
+  libxentoollog and the stable libxenevtchn, libxengnttab and libxenforeignmemory,
+  declared by the trimmed headers in ``csrc/``.
 
 Declarations are version-aware: a line ``#if XEN >= 4.18`` ... ``#else`` ... ``#endif``
 in a ``csrc/*.h`` file is resolved here against the Xen version found at build time
@@ -28,11 +29,14 @@ from cffi import FFI
 CSRC = Path(__file__).resolve().parents[1] / "csrc"
 # pkg-config names of the libraries pyxen._xen links (libxen-dev ships a .pc for each but
 # libxlutil, which is linked by name).
-XEN_PKGCONFIG = ["xenstore", "xencontrol", "xenguest", "xenlight", "xentoollog"]
-XEN_LIBS = ["xenstore", "xenctrl", "xenguest", "xenlight", "xlutil", "xentoollog"]
+XEN_PKGCONFIG = ["xenstore", "xencontrol", "xenguest", "xenlight", "xentoollog",
+                 "xenevtchn", "xengnttab", "xenforeignmemory"]
+XEN_LIBS = ["xenstore", "xenctrl", "xenguest", "xenlight", "xlutil", "xentoollog",
+            "xenevtchn", "xengnttab", "xenforeignmemory"]
 # Order matters: later headers use types declared by earlier ones.
 XEN_HEADERS = ["xentoollog.h", "xenstore.h", "xenctrl.h", "xenguest.h", "libxl.h",
-               "libxlutil.h", "pyxen_xen.h"]
+               "libxlutil.h", "xenevtchn.h", "xengnttab.h", "xenforeignmemory.h",
+               "pyxen_xen.h"]
 INCLUDE_DIRS = [p for p in os.environ.get("PYXEN_XEN_INCLUDE", "").split(":") if p]
 LIB_DIRS = [p for p in os.environ.get("PYXEN_XEN_LIBDIR", "").split(":") if p]
 FIX = "pyxen: Xen development headers not found (xenctrl.h): apt-get install libxen-dev"
