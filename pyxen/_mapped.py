@@ -39,8 +39,10 @@ class _Core:
     """One C handle of a stable library: closed by ``close_fn`` once it is asked to close
     and no call (``use``) or mapping (``acquire``/``release``) still needs it."""
 
-    def __init__(self, raw: Any, close_fn: Callable[[Any], object], name: str):
+    def __init__(self, raw: Any, close_fn: Callable[[Any], object], name: str,
+                 keep: object = None):
         self.raw = raw
+        self._keep = keep  # the handle's logger: alive until the C handle is closed
         self.name = name
         self._close_fn = close_fn
         self._lock = threading.RLock()  # re-entrant: a gc destructor may run under it
@@ -185,8 +187,9 @@ class StableHandle(Handle):
 
     _core: _Core
 
-    def _open_core(self, ffi: FFI, raw: Any, close_fn: Callable[[Any], object]) -> None:
-        self._core = _Core(raw, close_fn, type(self).__name__)
+    def _open_core(self, ffi: FFI, raw: Any, close_fn: Callable[[Any], object],
+                   keep: object = None) -> None:
+        self._core = _Core(raw, close_fn, type(self).__name__, keep)
         self._mappings: weakref.WeakSet[Mapping] = weakref.WeakSet()
         self._adopt(ffi, raw, self._core.destructor)
 

@@ -26,6 +26,7 @@ import time
 import weakref
 from typing import AsyncIterator, Callable
 
+from ._log import XtlLogger
 from ._mapped import StableHandle
 from ._native import xen
 from .errors import DomainNotFoundError, HandleClosedError, XenError, XenUnavailableError
@@ -106,10 +107,11 @@ class EventChannel(StableHandle):
     def __init__(self) -> None:
         ffi, lib = xen()
         self._lib = lib
-        raw = lib.xenevtchn_open(ffi.NULL, 0)
+        log = XtlLogger("pyxen.evtchn")
+        raw = lib.xenevtchn_open(log.ptr, 0)
         if raw == ffi.NULL:
             _check(-1, "xenevtchn_open")
-        self._open_core(ffi, raw, lib.xenevtchn_close)
+        self._open_core(ffi, raw, lib.xenevtchn_close, keep=log)
         self._fd = lib.xenevtchn_fd(raw)
         # written on close, so that waiters (threads in poll, loop readers) wake up
         self._wake_r, self._wake_w = os.pipe()

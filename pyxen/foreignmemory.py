@@ -21,6 +21,7 @@ import errno as _errno
 import os
 from typing import Any, Sequence
 
+from ._log import XtlLogger
 from ._mapped import PAGE_SIZE, Mapping, MappingBusyError, StableHandle
 from ._native import require_dom0, xen
 from .errors import (DomainNotFoundError, XenError, XenFeatureUnavailable,
@@ -144,9 +145,10 @@ class ForeignMemory(StableHandle):
 
     def __init__(self) -> None:
         ffi, lib = self._ffi_lib = xen()
-        raw = lib.xenforeignmemory_open(ffi.NULL, 0)
+        log = XtlLogger("pyxen.foreignmemory")
+        raw = lib.xenforeignmemory_open(log.ptr, 0)
         _check(raw != ffi.NULL, "xenforeignmemory_open")
-        self._open_core(ffi, raw, lib.xenforeignmemory_close)
+        self._open_core(ffi, raw, lib.xenforeignmemory_close, keep=log)
 
     def map(self, domid: int, gfns: Sequence[int], *, writable: bool = False,
             partial: bool = False) -> ForeignMapping:

@@ -25,6 +25,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Sequence, Union
 
+from ._log import XtlLogger
 from ._mapped import PAGE_SIZE, Mapping, MappingBusyError, StableHandle
 from ._native import xen
 from .errors import DomainNotFoundError, XenError, XenUnavailableError
@@ -186,9 +187,10 @@ class GrantTable(StableHandle):
 
     def __init__(self) -> None:
         ffi, lib = self._ffi_lib = xen()
-        raw = lib.xengnttab_open(ffi.NULL, 0)
+        log = XtlLogger("pyxen.gnttab")
+        raw = lib.xengnttab_open(log.ptr, 0)
         _check(raw != ffi.NULL, "xengnttab_open")
-        self._open_core(ffi, raw, lib.xengnttab_close)
+        self._open_core(ffi, raw, lib.xengnttab_close, keep=log)
 
     def map(self, domid: int | Sequence[int], refs: int | Sequence[int], *,
             writable: bool = False, notify_offset: int | None = None,
@@ -278,9 +280,10 @@ class GrantShare(StableHandle):
 
     def __init__(self) -> None:
         ffi, lib = self._ffi_lib = xen()
-        raw = lib.xengntshr_open(ffi.NULL, 0)
+        log = XtlLogger("pyxen.gnttab")
+        raw = lib.xengntshr_open(log.ptr, 0)
         _check(raw != ffi.NULL, "xengntshr_open")
-        self._open_core(ffi, raw, lib.xengntshr_close)
+        self._open_core(ffi, raw, lib.xengntshr_close, keep=log)
 
     def share(self, domid: int, count: int = 1, *, writable: bool = True,
               notify_offset: int | None = None,
