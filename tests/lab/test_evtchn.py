@@ -122,9 +122,10 @@ def test_unbind_then_notify_fails(pair):
 def test_bad_domid_is_typed_error():
     with evtchn.open() as ev:
         with pytest.raises(evtchn.EvtchnError) as ei:
-            ev.bind_unbound_port(31000)
+            ev.bind_interdomain(31000, 1)
         assert isinstance(ei.value, DomainNotFoundError)
-        with pytest.raises(evtchn.EvtchnError):
+        assert ei.value.domid == 31000
+        with pytest.raises(evtchn.EvtchnInvalidError):
             ev.bind_interdomain(0, 1 << 20)  # no such remote port
 
 

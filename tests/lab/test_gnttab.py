@@ -203,7 +203,7 @@ def test_gc_is_the_backstop(gs, gt):
         pb = b.bind_interdomain(0, pa)
         with gs.share(0) as sp:
             sp.write(b"\xAA", 9)
-            m = gt.map(0, sp.refs[0], notify_offset=9, notify_port=pb)
+            m = gt.map(0, sp.refs[0], writable=True, notify_offset=9, notify_port=pb)
             assert m.buffer[9] == 0xAA
             del m  # never unmapped: the collector's unmap notifies
             assert a.wait(timeout=30) == pa
