@@ -208,6 +208,8 @@ class GrantTable(StableHandle):
         notify = notify_offset is not None or notify_port is not None
         if notify and len(ref_list) != 1:
             raise ValueError("unmap notification needs a single grant reference")
+        if notify_offset is not None and not writable:
+            raise ValueError("clearing a byte on unmap needs a writable mapping")
         prot = lib.PROT_READ | (lib.PROT_WRITE if writable else 0)
         n = len(ref_list)
         size = n * PAGE_SIZE
