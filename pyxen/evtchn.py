@@ -9,6 +9,9 @@ per-port callbacks (:meth:`~EventChannel.on`), run by :meth:`~EventChannel.dispa
 the async iteration. A port libxenevtchn reports is masked until unmasked; these calls unmask
 it before returning unless told ``unmask=False``.
 
+A port bound with bind_interdomain starts pending (Xen sets it, so a notification sent
+before the bind is not lost): expect one event on it first.
+
 The handle may be shared between threads and closed from any of them: a thread blocked in
 :meth:`~EventChannel.wait` (or an ``async for``) is woken, and gets HandleClosedError (the
 iteration ends).
