@@ -8,6 +8,10 @@
 #include <xenctrl.h>
 #include <xenguest.h>
 #include <xenstore.h>
+#include <xenevtchn.h>
+#include <xengnttab.h>
+#include <xenforeignmemory.h>
+#include <sys/mman.h>
 #include <libxl.h>
 #include <libxl_utils.h>
 #include <libxlutil.h>

@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PyxenError", "XenUnavailableError", "XenFeatureUnavailable", "HandleClosedError",
-    "DomainNotFoundError", "ArgumentError", "ArgumentTypeError", "PyxenTimeoutError",
+    "DomainNotFoundError", "ArgumentError", "ArgumentTypeError", "ArgumentIndexError",
+    "ReadOnlyError", "PyxenTimeoutError",
     "OutOfMemoryError", "XenError",
     # libxenctrl
     "XenCtrlError", "NoSuchDomainError", "XenPermissionError", "XenInvalidArgumentError",
@@ -106,6 +107,14 @@ class ArgumentError(PyxenError, ValueError):
 
 class ArgumentTypeError(ArgumentError, TypeError):
     """An argument of the wrong Python type, rejected before any C call."""
+
+
+class ArgumentIndexError(ArgumentError, IndexError):
+    """An index out of range (a frame, a page, a vCPU), rejected before any C call."""
+
+
+class ReadOnlyError(PyxenError, PermissionError):
+    """A write through something mapped or opened read-only, refused before it faults."""
 
 
 class PyxenTimeoutError(PyxenError, TimeoutError):
