@@ -22,6 +22,8 @@ compiler filled into ``pyxen._xen`` (``lib.ERROR_*`` for libxl, errno for the ot
   :class:`DomainNotFound`, a device call :class:`LibxlDeviceNotFound` (a
   :class:`DeviceNotFoundError`), anything else :class:`LibxlNotFound`.
 * :func:`check_libxlutil` (libxlutil): a nonzero errno rc → :class:`LibxlutilError`.
+* :func:`check_hypfs` (libxenhypfs): errno → :class:`HypfsError` (ENOENT →
+  :class:`HypfsNotFound` ...); :func:`check_xenstat` (libxenstat, which gives no errno).
 * :func:`check_kernel` (the Linux ioctls of ``pyxen._linux``: loop devices, interfaces,
   bridges): -1 → :class:`KernelCallError` with this thread's errno.
 
@@ -67,6 +69,8 @@ __all__ = [
     # checkers
     "check_xenctrl", "xenctrl_error", "check_xenstore", "xenstore_error", "raise_xenstore",
     "check_libxl", "libxl_error", "check_libxlutil", "KernelCallError", "check_kernel",
+    "HypfsError", "HypfsNotFound", "HypfsPermissionError", "HypfsPathError", "check_hypfs",
+    "XenStatError", "check_xenstat",
 ]
 
 
@@ -471,6 +475,55 @@ def check_xenstore(ok: object, call: str, path: str | bytes | bytearray | None =
     if ok:
         return
     raise xenstore_error(_lib()[0].errno if err is None else err, call, path)
+
+
+# ========================================================================= libxenhypfs
+
+class HypfsError(XenError):
+    """A libxenhypfs call failed (errno, the call, the path)."""
+
+
+class HypfsNotFound(HypfsError, FileNotFoundError):
+    """No such node."""
+
+
+class HypfsPermissionError(HypfsError, PermissionError):
+    """The node is not writable, or the caller may not use hypfs."""
+
+
+class HypfsPathError(PyxenError, ValueError):
+    """Not a path hypfs can name: not absolute, not ASCII, a NUL, too long, not text."""
+
+
+_HYPFS_BY_ERRNO: dict[int, type[HypfsError]] = {
+    _errno.ENOENT: HypfsNotFound, _errno.EACCES: HypfsPermissionError,
+    _errno.EPERM: HypfsPermissionError,
+}
+
+
+def check_hypfs(err: int, call: str, path: str | None = None) -> NoReturn:
+    """libxenhypfs's checker, for a call that failed (NULL or -1) with ``err``: the
+    HypfsError for that errno; ENOSYS/EOPNOTSUPP (a hypervisor built without
+    CONFIG_HYPFS) → XenFeatureUnavailable."""
+    err = err or _errno.EIO
+    if err in (_errno.ENOSYS, _errno.EOPNOTSUPP):
+        raise XenFeatureUnavailable(f"{call}: this hypervisor has no hypfs "
+                                    f"({os.strerror(err)})")
+    raise _HYPFS_BY_ERRNO.get(err, HypfsError)(err, call=call, detail=path)
+
+
+# ========================================================================== libxenstat
+
+class XenStatError(PyxenError):
+    """libxenstat could not take a sample (it reports no errno: the message says which
+    call)."""
+
+
+def check_xenstat(ok: bool, call: str) -> None:
+    """libxenstat's checker: its calls return NULL on failure, with no reason given."""
+    if not ok:
+        raise XenStatError(f"{call} failed (libxenstat gives no reason: is xenstored "
+                           "running and this a dom0?)")
 
 
 # =================================================================== Linux (pyxen._linux)

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import enum
 import errno as _errno
-import os
 import zlib
 from dataclasses import dataclass
 from typing import Any
 
 from ._handle import Handle
 from ._native import require_dom0, xen
-from .errors import PyxenError, XenError, XenFeatureUnavailable
+from .errors import (HypfsError, HypfsNotFound, HypfsPathError,  # noqa: F401
+                     HypfsPermissionError, check_hypfs)
 
 __all__ = ["HypFS", "Entry", "EntryType", "HypfsError", "HypfsNotFound",
            "HypfsPermissionError", "HypfsPathError", "open"]
@@ -32,39 +32,10 @@ __all__ = ["HypFS", "Entry", "EntryType", "HypfsError", "HypfsNotFound",
 PATH_MAX = 1024          # XEN_HYPFS_MAX_PATHLEN
 
 
-class HypfsError(XenError):
-    """A libxenhypfs call failed (errno, the call, the path)."""
-
-
-class HypfsNotFound(HypfsError, FileNotFoundError):
-    """No such node."""
-
-
-class HypfsPermissionError(HypfsError, PermissionError):
-    """The node is not writable, or the caller may not use hypfs."""
-
-
-class HypfsPathError(PyxenError, ValueError):
-    """Not a path hypfs can name: not absolute, not ASCII, a NUL, too long, not text."""
-
-
-_BY_ERRNO: dict[int, type[HypfsError]] = {
-    _errno.ENOENT: HypfsNotFound, _errno.EACCES: HypfsPermissionError,
-    _errno.EPERM: HypfsPermissionError,
-}
-
-
 def _check(ok: bool, call: str, path: str | None = None) -> None:
-    """libxenhypfs's checker: NULL or -1 with errno → the HypfsError for that errno;
-    ENOSYS/EOPNOTSUPP (a hypervisor without CONFIG_HYPFS) → XenFeatureUnavailable."""
-    if ok:
-        return
-    ffi, _ = xen()
-    err = ffi.errno or _errno.EIO
-    if err in (_errno.ENOSYS, _errno.EOPNOTSUPP):
-        raise XenFeatureUnavailable(f"{call}: this hypervisor has no hypfs "
-                                    f"({os.strerror(err)})")
-    raise _BY_ERRNO.get(err, HypfsError)(err, call=call, detail=path)
+    """pyxen.errors.check_hypfs with the errno cffi saved after this thread's call."""
+    if not ok:
+        check_hypfs(xen()[0].errno, call, path)
 
 
 class EntryType(enum.IntEnum):

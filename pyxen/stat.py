@@ -20,24 +20,14 @@ from typing import Any
 
 from ._handle import Handle
 from ._native import require_dom0, xen
-from .errors import PyxenError
+from .errors import XenStatError, check_xenstat  # noqa: F401
+
+_check = check_xenstat
 
 __all__ = ["XenStat", "NodeStat", "DomainStat", "VcpuStat", "NetStat", "VbdStat",
            "XenStatError", "open"]
 
 NO_LIMIT = (1 << 64) - 1     # xenstat_domain_max_mem for a domain without a limit
-
-
-class XenStatError(PyxenError):
-    """libxenstat could not take a sample (it reports no errno: the message says which
-    call)."""
-
-
-def _check(ok: bool, call: str) -> None:
-    """libxenstat's checker: its calls return NULL on failure, with no reason given."""
-    if not ok:
-        raise XenStatError(f"{call} failed (libxenstat gives no reason: is xenstored "
-                           "running and this a dom0?)")
 
 
 @dataclass(frozen=True)
