@@ -53,6 +53,7 @@ class Handle:
 
     @property
     def closed(self) -> bool:
+        """True once ``close()`` has started (new calls raise HandleClosedError)."""
         return self._ptr is None
 
     def close(self) -> None:

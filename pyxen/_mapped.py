@@ -111,6 +111,7 @@ class Mapping:
 
     @property
     def closed(self) -> bool:
+        """True once the mapping is unmapped (its buffer released)."""
         return self._view is None
 
     def _live(self) -> memoryview:
@@ -201,6 +202,8 @@ class StableHandle(Handle):
         self._mappings.add(mapping)
 
     def close(self) -> None:
+        """Idempotent, from any thread: new calls raise HandleClosedError; the C handle closes when
+        no call or mapping uses it."""
         for m in list(getattr(self, "_mappings", ())):
             m._drop(force=True)
         super().close()

@@ -132,15 +132,18 @@ class PhysInfo:
 
     @property
     def sockets(self) -> int:
+        """Number of CPU sockets."""
         per = max(1, self.threads_per_core * self.cores_per_socket)
         return max(1, self.nr_cpus // per)
 
     @property
     def total_memory_mb(self) -> int:
+        """Host memory in MiB (``xl info``'s total_memory)."""
         return self.total_memory_kb // 1024
 
     @property
     def free_memory_mb(self) -> int:
+        """Free host memory in MiB (``xl info``'s free_memory)."""
         return self.free_memory_kb // 1024
 
 
@@ -257,14 +260,17 @@ class DomainInfo:
 
     @property
     def crashed(self) -> bool:
+        """Shut down with reason crash."""
         return self.shutdown and self.shutdown_reason == ShutdownReason.CRASH
 
     @property
     def max_vcpus(self) -> int:
+        """The number of vCPUs the domain may have (max_vcpu_id + 1)."""
         return 0 if self.max_vcpu_id is None else self.max_vcpu_id + 1
 
     @property
     def type(self) -> str:
+        """"hvm" or "pv" (PVH domains are HVM containers without a device model)."""
         return "hvm" if self.hvm else "pv"
 
     @property
@@ -284,6 +290,7 @@ class DomainInfo:
 
     @property
     def cpu_time_s(self) -> float:
+        """CPU time in seconds."""
         return self.cpu_time_ns / 1e9
 
 
@@ -442,6 +449,7 @@ class Ctrl(Handle):
         return ffi.string(ffi.cast("char *", buf)).decode("utf-8", "replace")
 
     def version(self) -> XenVersion:
+        """``xc_version``: the hypervisor's (major, minor, extra)."""
         ffi, lib = xen()
         v = _check(self, lib.xc_version(self._p(), lib.XENVER_version, ffi.NULL), "xc_version")
         ci = ffi.new("xen_compile_info_t *")
@@ -464,6 +472,7 @@ class Ctrl(Handle):
             pagesize=pagesize)
 
     def physinfo(self) -> PhysInfo:
+        """``xc_physinfo``: the host's CPUs, memory and capabilities."""
         ffi, lib = xen()
         p = ffi.new("xc_physinfo_t *")
         _check(self, lib.xc_physinfo(self._p(), p), "xc_physinfo")
@@ -598,11 +607,13 @@ class Ctrl(Handle):
                                              n), "xc_domain_max_vcpus", domid)
 
     def pause(self, domid: int) -> None:
+        """``xc_domain_pause``."""
         _, lib = xen()
         _check(self, lib.xc_domain_pause(self._p(), _domid(domid, "xc_domain_pause")),
                "xc_domain_pause", domid)
 
     def unpause(self, domid: int) -> None:
+        """``xc_domain_unpause``."""
         _, lib = xen()
         _check(self, lib.xc_domain_unpause(self._p(), _domid(domid, "xc_domain_unpause")),
                "xc_domain_unpause", domid)
@@ -615,6 +626,7 @@ class Ctrl(Handle):
                                             int(reason)), "xc_domain_shutdown", domid)
 
     def destroy(self, domid: int) -> None:
+        """``xc_domain_destroy``: the domain dies (its memory is freed once nothing maps it)."""
         _, lib = xen()
         _check(self, lib.xc_domain_destroy(self._p(), _domid(domid, "xc_domain_destroy")),
                "xc_domain_destroy", domid)
@@ -648,6 +660,7 @@ class Ctrl(Handle):
     # -- vCPUs --------------------------------------------------------------------------
 
     def vcpu_info(self, domid: int, vcpu: int) -> VcpuInfo:
+        """``xc_vcpu_getinfo``: one vCPU's state, CPU time and current CPU."""
         ffi, lib = xen()
         call = "xc_vcpu_getinfo"
         _vcpu(vcpu, call, domid)

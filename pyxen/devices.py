@@ -97,6 +97,7 @@ class XenbusState(enum.IntEnum):
 
     @classmethod
     def parse(cls, value: str | bytes | int | None) -> "XenbusState | None":
+        """The state a xenstore value names, or None (missing or not a state)."""
         if value is None:
             return None
         try:
@@ -430,10 +431,12 @@ def _sock() -> socket.socket:
 
 
 def if_exists(name: str) -> bool:
+    """Is there a network interface of that name?"""
     return os.path.exists(f"/sys/class/net/{name}")
 
 
 def is_bridge(name: str) -> bool:
+    """Is that interface a Linux bridge?"""
     return os.path.isdir(f"/sys/class/net/{name}/bridge")
 
 
@@ -453,6 +456,7 @@ def _flags(s: socket.socket, ifname: str) -> int:
 
 
 def if_is_up(ifname: str) -> bool:
+    """Is the interface up (IFF_UP)?"""
     with _sock() as s:
         return bool(_flags(s, ifname) & _lx()[1].IFF_UP)
 
@@ -537,6 +541,7 @@ class DiskInfo:
             printable(self.backend))
 
     def to_json(self) -> dict:
+        """This disk as a JSON-ready dict."""
         d = {k: getattr(self, k) for k in ("domid", "devid", "vdev", "backend_id",
                                            "frontend_id", "evtch", "rref", "backend",
                                            "frontend", "physical_device",
@@ -574,6 +579,7 @@ class NicInfo:
             self.rref_rx, printable(self.backend))
 
     def to_json(self) -> dict:
+        """This NIC as a JSON-ready dict."""
         d = {k: getattr(self, k) for k in ("domid", "devid", "backend_id", "mac", "evtch",
                                            "rref_tx", "rref_rx", "backend", "frontend",
                                            "bridge", "ifname")}
@@ -600,6 +606,7 @@ class ConsoleInfo:
     ring_ref: int
 
     def to_json(self) -> dict:
+        """This console as a JSON-ready dict."""
         return dict(self.__dict__)
 
 
@@ -682,18 +689,21 @@ class Devices:
 
     @property
     def xs(self) -> XenStore:
+        """The xenstore handle (HandleClosedError once closed)."""
         if self._closed and not getattr(self._inside, "depth", 0):
             raise HandleClosedError(self)
         return self._xs
 
     @property
     def xc(self) -> Ctrl:
+        """The ctrl handle (HandleClosedError once closed)."""
         if self._closed and not getattr(self._inside, "depth", 0):
             raise HandleClosedError(self)
         return self._xc
 
     @property
     def closed(self) -> bool:
+        """True once ``close()`` has started."""
         return self._closed
 
     def close(self) -> None:
@@ -1164,6 +1174,7 @@ class Devices:
 
     # -- nics ---------------------------------------------------------------------------
     def check_nic(self, dom: int | str, nic: str | NicSpec) -> tuple[int, int, NicSpec, int, str]:
+        """Check a NIC spec without attaching it (the bridge exists, the devid and MAC are free)."""
         if isinstance(nic, (str, bytes)):
             try:
                 nic = parse_nic(nic)
@@ -1301,10 +1312,12 @@ class Devices:
             bridge=g("bridge"), ifname=g("vifname") or f"vif{domid}.{devid}", nic=spec)
 
     def list_nics(self, dom: int | str) -> list[NicInfo]:
+        """The domain's NICs, as ``xl network-list`` shows them."""
         domid = self.domid(dom)
         return [self.nic_info(domid, d) for d in sorted(self._devids(domid, "vif"))]
 
     def find_nic(self, domid: int, which: str | int) -> int:
+        """The domain's NIC with that devid or MAC, or None."""
         ids = self._devids(domid, "vif")
         if isinstance(which, bool) or not isinstance(which, (int, str)):
             raise DeviceSpecTypeError(f"a vif is named by a devid or a mac, not a "
@@ -1523,8 +1536,10 @@ detach = _with(Devices.detach)
 
 
 def detach_disk(dom: int | str, vdev: str | int, **kw: Any) -> bool:
+    """Unplug a disk (module form of :meth:`Devices.detach_disk`)."""
     return detach(dom, "vbd", vdev, **kw)
 
 
 def detach_nic(dom: int | str, which: str | int, **kw: Any) -> bool:
+    """Unplug a NIC (module form of :meth:`Devices.detach_nic`)."""
     return detach(dom, "vif", which, **kw)

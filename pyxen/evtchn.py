@@ -143,6 +143,7 @@ class EventChannel(StableHandle):
                           "xenevtchn_bind_virq", port=None)
 
     def unbind(self, port: int) -> None:
+        """``xenevtchn_unbind``: release a local port."""
         with self._use() as raw:
             _check(self._lib.xenevtchn_unbind(raw, port), "xenevtchn_unbind", port=port)
         self._callbacks.pop(port, None)
@@ -153,6 +154,7 @@ class EventChannel(StableHandle):
             _check(self._lib.xenevtchn_notify(raw, port), "xenevtchn_notify", port=port)
 
     def unmask(self, port: int) -> None:
+        """``xenevtchn_unmask``: let the port deliver events again."""
         with self._use() as raw:
             _check(self._lib.xenevtchn_unmask(raw, port), "xenevtchn_unmask", port=port)
 
@@ -268,6 +270,8 @@ class EventChannel(StableHandle):
             loop.remove_reader(self._wake_r)
 
     def close(self) -> None:
+        """Idempotent, from any thread: blocked waiters wake; the handle closes when no
+        call uses it."""
         if not self.closed:
             os.write(self._wake_w, b"x")  # the pipe stays readable: every waiter wakes
         super().close()

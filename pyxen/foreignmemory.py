@@ -108,6 +108,7 @@ class ForeignMapping(Mapping):
 
     @property
     def buffer(self) -> memoryview:
+        """The mapped frames as one writable (or read-only) memoryview."""
         if any(self.errors):
             raise ForeignFrameError(self.domid, self.gfns, self.errors)
         return super().buffer
@@ -124,6 +125,7 @@ class ForeignMapping(Mapping):
         return self._live()[index * PAGE_SIZE:(index + 1) * PAGE_SIZE]
 
     def read(self, offset: int = 0, size: int | None = None) -> bytes:
+        """A copy of ``size`` bytes from ``offset``."""
         end = self.size if size is None else offset + size
         for i in range(offset // PAGE_SIZE, min(len(self.gfns), -(-end // PAGE_SIZE))):
             if self.errors[i]:
@@ -132,6 +134,7 @@ class ForeignMapping(Mapping):
         return super().read(offset, size)
 
     def write(self, data: bytes | bytearray | memoryview, offset: int = 0) -> None:
+        """Copy ``data`` into the mapped frames at ``offset``."""
         end = offset + memoryview(data).nbytes
         for i in range(offset // PAGE_SIZE, min(len(self.gfns), -(-end // PAGE_SIZE))):
             if self.errors[i]:

@@ -136,6 +136,7 @@ class BuildSpec:
 
     @property
     def hvm(self) -> bool:
+        """True for an HVM guest."""
         return self.type == "hvm"
 
     @property
@@ -147,6 +148,7 @@ class BuildSpec:
 
     @property
     def full_cmdline(self) -> str:
+        """The kernel command line: ``root=`` (if given) then ``cmdline``."""
         parts = []
         if self.root:
             parts.append(f"root={self.root}")
@@ -156,6 +158,7 @@ class BuildSpec:
 
     @property
     def maxmem_mb(self) -> int:
+        """The memory ceiling in MiB (``maxmem``, else ``memory``)."""
         return self.maxmem if self.maxmem is not None else self.memory
 
     def validated(self) -> "BuildSpec":
@@ -245,14 +248,17 @@ class Guest:
 
     @property
     def name(self) -> str:
+        """The domain's name."""
         return self.spec.name
 
     @property
     def uuid(self) -> str:
+        """The domain's uuid."""
         return self.spec.uuid  # type: ignore[return-value]
 
     @property
     def dompath(self) -> str:
+        """The domain's xenstore home, ``/local/domain/<domid>``."""
         return f"/local/domain/{self.domid}"
 
 
@@ -476,6 +482,7 @@ def kernel_image(path: str) -> bytes | None:
 
 
 def clear_kernel_cache() -> None:
+    """Forget the decompressed kernels kept between builds."""
     with _KERNELS_LOCK:
         _KERNELS.clear()
 
@@ -541,6 +548,7 @@ def qmp_path(domid: int) -> str:
 
 
 def dm_state_path(domid: int) -> str:
+    """``/local/domain/0/device-model/<domid>``, where qemu reports its state."""
     return f"/local/domain/0/device-model/{domid}"
 
 
@@ -1578,9 +1586,11 @@ class Supervisor:
         self._watch = self.xs.watch("@releaseDomain")
 
     def add(self, guest: Guest) -> None:
+        """Supervise ``guest``: apply its on_* actions when it shuts down."""
         self.guests[guest.domid] = guest
 
     def close(self) -> None:
+        """Stop supervising (unwatch); idempotent."""
         try:
             self._watch.close()
         except (PyxenError, ValueError):
@@ -1620,6 +1630,7 @@ class Supervisor:
         return seen
 
     def check(self) -> list[LifecycleEvent]:
+        """Look at every supervised guest now; the lifecycle events that resulted."""
         out = []
         for domid, g in list(self.guests.items()):
             try:

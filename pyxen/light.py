@@ -99,9 +99,11 @@ class DiskInfo:
 
     @property
     def vdev(self) -> str:
+        """The disk's virtual device name (xvda, hda, ...)."""
         return self.disk.vdev
 
     def to_json(self) -> dict:
+        """This disk as a JSON-ready dict."""
         d = dict(self.__dict__)
         d["disk"] = {k: v for k, v in self.disk.__dict__.items() if k != "spec"}
         return d
@@ -148,9 +150,11 @@ class DomainInfo:
 
     @property
     def cpu_seconds(self) -> float:
+        """CPU time in seconds."""
         return self.cpu_time / 1e9
 
     def to_json(self) -> dict:
+        """This domain as a JSON-ready dict."""
         d = dict(self.__dict__)
         d["type"] = self.type.value if self.type else None
         d["shutdown_reason"] = self.shutdown_reason.value if self.shutdown_reason else None
@@ -184,6 +188,7 @@ class DomainEvent:
     for_user: int = 0
 
     def to_json(self) -> dict:
+        """This event as a JSON-ready dict."""
         return {"type": self.type.name.lower(), "domid": self.domid,
                 "shutdown_reason": self.shutdown_reason.value if self.shutdown_reason else None,
                 "rc": self.rc, "code": self.code, "vdev": self.vdev}
@@ -211,9 +216,11 @@ class NicInfo:
 
     @property
     def mac(self) -> str:
+        """The NIC's MAC address."""
         return self.nic.mac
 
     def to_json(self) -> dict:
+        """This NIC as a JSON-ready dict."""
         d = dict(self.__dict__)
         d["nic"] = {k: v for k, v in self.nic.__dict__.items() if k != "spec"}
         return d
@@ -240,6 +247,7 @@ class VcpuInfo:
         return ("r" if self.running else "-") + ("b" if self.blocked else "-") + "-"
 
     def to_json(self) -> dict:
+        """This vCPU as a JSON-ready dict."""
         d = dict(self.__dict__)
         d["hard"], d["soft"] = sorted(self.hard), sorted(self.soft)
         d["state"] = self.state
@@ -256,12 +264,14 @@ class VncAddress:
 
     @property
     def display(self) -> int:
+        """The VNC display number (port - 5900)."""
         return self.port - 5900
 
     def __str__(self) -> str:
         return f"{self.host}:{self.display}"
 
     def to_json(self) -> dict:
+        """This address as a JSON-ready dict."""
         return {"domid": self.domid, "host": self.host, "port": self.port,
                 "display": self.display, "address": str(self)}
 
@@ -517,6 +527,7 @@ class Context(Handle):
         return int(out[0])
 
     def name(self, domid: int) -> str | None:
+        """``libxl_domid_to_name``: the domain's name, or None."""
         ffi, lib = self._ffi, self._lib
         p = lib.libxl_domid_to_name(self._p(), domid)
         if p == ffi.NULL:
@@ -576,6 +587,7 @@ class Context(Handle):
             lib.libxl_dominfo_dispose(i)
 
     def exists(self, dom: int | str) -> bool:
+        """Does a domain with that id or name exist?"""
         try:
             self.info(dom)
             return True
@@ -621,6 +633,7 @@ class Context(Handle):
             self._lib.libxl_domain_config_dispose(d)
 
     def config_from_libxl(self, js: dict, like: DomainConfig | None = None) -> DomainConfig:
+        """The DomainConfig libxl keeps for a domain (``libxl_retrieve_domain_configuration``)."""
         return DomainConfig.from_libxl_json(js, like=like)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -654,6 +667,7 @@ class Context(Handle):
         return DeathWatch(self, self.domid(dom))
 
     def destroy(self, dom: int | str) -> None:
+        """``libxl_domain_destroy``: the domain, its device model and its devices go."""
         domid = self.domid(dom)
         _check(self._lib.libxl_domain_destroy(self._p(), domid, self._ffi.NULL),
                "libxl_domain_destroy", domid)
@@ -665,16 +679,19 @@ class Context(Handle):
                "libxl_domain_shutdown", domid)
 
     def reboot(self, dom: int | str) -> None:
+        """``libxl_domain_reboot``: ask the guest to reboot."""
         domid = self.domid(dom)
         _check(self._lib.libxl_domain_reboot(self._p(), domid, self._ffi.NULL),
                "libxl_domain_reboot", domid)
 
     def pause(self, dom: int | str) -> None:
+        """``libxl_domain_pause``."""
         domid = self.domid(dom)
         _check(self._lib.libxl_domain_pause(self._p(), domid, self._ffi.NULL),
                "libxl_domain_pause", domid)
 
     def unpause(self, dom: int | str) -> None:
+        """``libxl_domain_unpause``."""
         domid = self.domid(dom)
         _check(self._lib.libxl_domain_unpause(self._p(), domid, self._ffi.NULL),
                "libxl_domain_unpause", domid)
@@ -1275,6 +1292,8 @@ class DeathWatch:
                 return ev
 
     def close(self) -> None:
+        """Stop watching (``libxl_evdisable_domain_death``); idempotent, works after the context
+        closed."""
         with self.ctx._lock:            # idempotent, from any thread
             evgen, self._evgen = self._evgen, None
         if evgen is not None and evgen[0] != self.ctx._ffi.NULL:

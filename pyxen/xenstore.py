@@ -183,6 +183,7 @@ def _p2b(path: str | bytes | bytearray) -> bytes:
 
 
 def join(parent: str, child: str) -> str:
+    """``parent`` + "/" + ``child``, without a doubled slash."""
     return parent.rstrip("/") + "/" + child if parent != "/" else "/" + child
 
 
@@ -199,10 +200,12 @@ class Perm(enum.IntFlag):
 
     @property
     def letter(self) -> str:
+        """xenstore's letter for the permission (n r w b)."""
         return "nrwb"[int(self) & 3]
 
     @classmethod
     def from_letter(cls, c: str) -> "Perm":
+        """The permission a letter (n r w b) stands for."""
         if not isinstance(c, str) or len(c) != 1 or c not in "nrwb":
             raise XenStorePermsError(f"permission letter must be one of n r w b, not {c!r}")
         return cls("nrwb".index(c))
@@ -231,6 +234,7 @@ class Permissions:
     acl: tuple[DomainPerm, ...] = ()
 
     def for_domain(self, domid: int) -> Perm:
+        """What ``domid`` may do with the node (the owner may do anything)."""
         if domid == self.owner:
             return Perm.BOTH
         for e in self.acl:
@@ -239,6 +243,7 @@ class Permissions:
         return self.others
 
     def entries(self) -> list[DomainPerm]:
+        """The entries as DomainPerm, the owner first."""
         return [DomainPerm(self.owner, self.others), *self.acl]
 
     def __str__(self) -> str:
@@ -418,6 +423,7 @@ class XenStore(Handle):
         return data
 
     def read_str(self, path: str | bytes, tx: int = 0, encoding: str = "utf-8") -> str:
+        """``read``, decoded (UTF-8 by default)."""
         return self.read(path, tx).decode(encoding)
 
     @overload
@@ -554,9 +560,11 @@ class XenStore(Handle):
             raise error_for(err, "xs_transaction_end")
 
     def transaction_commit(self, tx: int) -> None:
+        """``xs_transaction_end(tx, false)``: commit (TransactionConflict if refused)."""
         self.transaction_end(tx, False)
 
     def transaction_abort(self, tx: int) -> None:
+        """``xs_transaction_end(tx, true)``: abort."""
         self.transaction_end(tx, True)
 
     def transaction(self) -> "Transaction":
@@ -823,9 +831,11 @@ class Transaction:
         self.xs, self.id, self.state = xs, tx, "open"
 
     def read(self, path: str | bytes) -> bytes:
+        """``XenStore.read`` in this transaction."""
         return self.xs.read(path, self.id)
 
     def read_str(self, path: str | bytes, encoding: str = "utf-8") -> str:
+        """``XenStore.read_str`` in this transaction."""
         return self.xs.read(path, self.id).decode(encoding)
 
     @overload
@@ -834,28 +844,36 @@ class Transaction:
     def get(self, path: str | bytes, default: _T) -> bytes | _T: ...
 
     def get(self, path: str | bytes, default: Any = None) -> Any:
+        """``XenStore.get`` in this transaction: the value, or ``default`` if missing."""
         return self.xs.get(path, default, self.id)
 
     def write(self, path: str | bytes, value: str | bytes | bytearray | memoryview) -> None:
+        """``XenStore.write`` in this transaction."""
         self.xs.write(path, value, self.id)
 
     def ls(self, path: str | bytes) -> list[str]:
+        """``XenStore.ls`` in this transaction."""
         return self.xs.ls(path, self.id)
 
     def mkdir(self, path: str | bytes) -> None:
+        """``XenStore.mkdir`` in this transaction."""
         self.xs.mkdir(path, self.id)
 
     def rm(self, path: str | bytes) -> None:
+        """``XenStore.rm`` in this transaction."""
         self.xs.rm(path, self.id)
 
     def exists(self, path: str | bytes) -> bool:
+        """``XenStore.exists`` in this transaction."""
         return self.xs.exists(path, self.id)
 
     def get_permissions(self, path: str | bytes) -> Permissions:
+        """``XenStore.get_permissions`` in this transaction."""
         return self.xs.get_permissions(path, self.id)
 
     def set_permissions(self, path: str | bytes,
                         perms: Permissions | str | Iterable[DomainPerm]) -> None:
+        """``XenStore.set_permissions`` in this transaction."""
         self.xs.set_permissions(path, perms, self.id)
 
     def commit(self) -> None:
@@ -863,6 +881,7 @@ class Transaction:
         self._finish(False)
 
     def abort(self) -> None:
+        """Abort this transaction (idempotent)."""
         self._finish(True)
 
     def _finish(self, abort: bool) -> None:

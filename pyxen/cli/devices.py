@@ -21,6 +21,7 @@ class UsageError(PyxenError):
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the block-* and network-* verbs."""
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("domain", help="name or id")
         p.add_argument("--json", action="store_true")
@@ -80,6 +81,7 @@ def _libxl_domid(ctx: Context, dom: str) -> int:
 
 
 def cmd_block_attach(args: argparse.Namespace) -> int:
+    """``pyxen block-attach DOM SPEC``: hot-plug a disk, as ``xl block-attach``."""
     spec = _join(args.spec)
     if args.libxl:
         from .. import light
@@ -97,6 +99,7 @@ def cmd_block_attach(args: argparse.Namespace) -> int:
 
 
 def cmd_block_list(args: argparse.Namespace) -> int:
+    """``pyxen block-list DOM``: the domain's disks, as ``xl block-list``."""
     from .. import devices
     if args.libxl:
         from .. import light
@@ -124,6 +127,7 @@ def cmd_block_list(args: argparse.Namespace) -> int:
 
 
 def cmd_block_detach(args: argparse.Namespace) -> int:
+    """``pyxen block-detach DOM VDEV``: unplug a disk, as ``xl block-detach``."""
     if args.libxl:
         from .. import light
         with light.open() as ctx:
@@ -149,6 +153,7 @@ def cmd_block_detach(args: argparse.Namespace) -> int:
 
 
 def cmd_network_attach(args: argparse.Namespace) -> int:
+    """``pyxen network-attach DOM [SPEC]``: hot-plug a NIC, as ``xl network-attach``."""
     spec = _join(args.spec)
     with _dev() as d:
         info = d.attach_nic(args.domain, spec, **_kw(args))
@@ -158,6 +163,7 @@ def cmd_network_attach(args: argparse.Namespace) -> int:
 
 
 def cmd_network_list(args: argparse.Namespace) -> int:
+    """``pyxen network-list DOM``: the domain's NICs, as ``xl network-list``."""
     from .. import devices
     with _dev() as d:
         nics = d.list_nics(args.domain)
@@ -171,6 +177,7 @@ def cmd_network_list(args: argparse.Namespace) -> int:
 
 
 def cmd_network_detach(args: argparse.Namespace) -> int:
+    """``pyxen network-detach DOM DEVID|MAC``: unplug a NIC, as ``xl network-detach``."""
     with _dev() as d:
         domid = d.domid(args.domain)
         clean = d.detach(domid, "vif", args.which, **_kw(args))

@@ -13,6 +13,7 @@ ESCAPE = 0x1D  # Ctrl-]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the direct-build verbs (build, console)."""
     b = sub.add_parser("build", help="build and start a PV or HVM guest in-process (no libxl)")
     b.add_argument("--name", required=True)
     b.add_argument("--kernel", help="PV: required; HVM: direct kernel boot (optional)")
@@ -59,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    """``pyxen build``: build a PV or HVM domain in-process (no libxl)."""
     from .. import guest
     spec = guest.BuildSpec(name=args.name, kernel=args.kernel, ramdisk=args.ramdisk,
                            memory=args.memory, maxmem=args.maxmem, vcpus=args.vcpus,
@@ -100,6 +102,7 @@ def _hvm_options(args: argparse.Namespace) -> dict:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
+    """``pyxen console DOM``: attach to the domain's console (or serial) until Ctrl-]."""
     from .. import guest
     domid = guest.resolve(args.domain)
     if not getattr(args, "serial", False):

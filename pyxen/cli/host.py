@@ -11,6 +11,7 @@ from .._text import printable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the host verbs (virt-caps, info, list, demo)."""
     p = sub.add_parser("virt-caps", help="can this host run HVM guests (VT-x/AMD-V), and why")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_virt_caps)
@@ -33,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_virt_caps(args: argparse.Namespace) -> int:
+    """``pyxen virt-caps``: what this CPU and hypervisor can run (VT-x/AMD-V, HVM, PV)."""
     from .. import cpuid
     ci = cpuid.info()
     v = cpuid.verdict()
@@ -80,6 +82,7 @@ def _info_dict() -> dict:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    """``pyxen info``: the host, as ``xl info``."""
     info = _info_dict()
     if args.json:
         print_json(info)
@@ -115,6 +118,7 @@ def _domain_rows() -> list[dict]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """``pyxen list``: the domains, as ``xl list`` (``-l``/``--json`` for more)."""
     rows = _domain_rows()
     if args.json:
         print_json(rows)
@@ -229,6 +233,7 @@ class _Demo:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """``pyxen demo``: the xm/xl walkthrough, in-process."""
     import os
     import time
     from .. import guest, light

@@ -22,6 +22,7 @@ class UsageError(PyxenError):
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the libxl verbs (create, shutdown, destroy, vcpu-*, mem-set, vnc, ...)."""
     p = sub.add_parser("create", help="create a domain from an xl config file (like xl create)")
     p.add_argument("config", help="xl domain config file")
     p.add_argument("-p", "--paused", action="store_true", help="leave the domain paused")
@@ -116,6 +117,7 @@ def _done(args: argparse.Namespace, domid: int, name: str | None, **extra: Any) 
 
 
 def cmd_create(args: argparse.Namespace) -> int:
+    """``pyxen create CFG``: create a domain through libxl, as ``xl create``."""
     from .. import config
     print(f"Parsing config from {args.config}", file=sys.stderr)
     with warnings.catch_warnings(record=True) as caught:
@@ -143,6 +145,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_simple(args: argparse.Namespace) -> int:
+    """The one-domain libxl verbs (shutdown, reboot, destroy, pause, unpause)."""
     with _ctx() as ctx:
         domid = _domid(ctx, args.domain)
         name = ctx.name(domid)
@@ -192,6 +195,7 @@ def _shutdown_wait(ctx: Context, args: argparse.Namespace, domid: int,
 
 
 def cmd_vcpu_pin(args: argparse.Namespace) -> int:
+    """``pyxen vcpu-pin DOM VCPU CPUS``: set a vCPU's affinity, as ``xl vcpu-pin``."""
     with _ctx() as ctx:
         domid = _domid(ctx, args.domain)
         hard = None if args.hard == "-" else args.hard
@@ -222,6 +226,7 @@ def _cpulist(cpus: Iterable[int], ncpus: int) -> str:
 
 
 def cmd_vcpu_list(args: argparse.Namespace) -> int:
+    """``pyxen vcpu-list [DOM]``: vCPUs and their affinity, as ``xl vcpu-list``."""
     with _ctx() as ctx:
         domid = _domid(ctx, args.domain)
         name = ctx.name(domid) or ""
@@ -242,6 +247,7 @@ def cmd_vcpu_list(args: argparse.Namespace) -> int:
 
 
 def cmd_vnc(args: argparse.Namespace) -> int:
+    """``pyxen vnc DOM``: where the HVM domain's VNC server listens."""
     with _ctx() as ctx:
         domid = _domid(ctx, args.domain)
         addr = ctx.vnc(domid, timeout=args.wait)
@@ -253,6 +259,7 @@ def cmd_vnc(args: argparse.Namespace) -> int:
 
 
 def cmd_mem_set(args: argparse.Namespace) -> int:
+    """``pyxen mem-set DOM SIZE``: set the balloon target, as ``xl mem-set``."""
     kb = parse_mem_kb(args.memory)
     with _ctx() as ctx:
         domid = _domid(ctx, args.domain)
@@ -261,6 +268,7 @@ def cmd_mem_set(args: argparse.Namespace) -> int:
 
 
 def cmd_vcpu_set(args: argparse.Namespace) -> int:
+    """``pyxen vcpu-set DOM N``: set the number of online vCPUs, as ``xl vcpu-set``."""
     with _ctx() as ctx:
         domid = _domid(ctx, args.domain)
         ctx.set_vcpus_online(domid, args.vcpus)

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``pyxen xenstore`` and its verbs."""
     p = sub.add_parser("xenstore", help="read and write the xenstore tree")
     xsub = p.add_subparsers(dest="xs_verb", metavar="OP", required=True)
 
@@ -60,6 +61,7 @@ def sanitise(value: bytes) -> str:
 
 
 def cmd_read(args: argparse.Namespace) -> int:
+    """``pyxen xenstore read PATH...``: print each value, as xenstore-read."""
     from .. import xenstore
     with xenstore.open() as xs:
         for path in args.paths:
@@ -71,6 +73,7 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 
 def cmd_write(args: argparse.Namespace) -> int:
+    """``pyxen xenstore write PATH VALUE...``: set each pair, as xenstore-write."""
     from .. import xenstore
     from ..errors import PyxenError
     if len(args.pairs) % 2:
@@ -97,6 +100,7 @@ def _ls(xs: XenStore, path: str, depth: int, args: argparse.Namespace, out: Text
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    """``pyxen xenstore ls [PATH]``: print the tree, as xenstore-ls."""
     from .. import xenstore
     with xenstore.open() as xs:
         for path in args.paths:
@@ -105,6 +109,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
+    """``pyxen xenstore rm PATH...``: remove each path and what is under it."""
     from .. import xenstore
     with xenstore.open() as xs:
         for path in args.paths:
@@ -113,6 +118,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
+    """``pyxen xenstore watch PATH...``: print each event, as xenstore-watch."""
     from .. import xenstore
     seen = 0
     with xenstore.open() as xs:
