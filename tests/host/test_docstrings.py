@@ -24,7 +24,8 @@ def _missing() -> list[str]:
         if "lab" in path.relative_to(PYXEN).parts:
             continue
 
-        def walk(node: ast.AST, prefix: str, public: bool) -> None:
+        def walk(node: ast.AST, prefix: str, public: bool,
+                 path: pathlib.Path = path) -> None:
             for c in ast.iter_child_nodes(node):
                 if isinstance(c, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     dunder = c.name.startswith("__") and c.name.endswith("__")
@@ -34,7 +35,7 @@ def _missing() -> list[str]:
                         out.append(f"{path.relative_to(PYXEN.parent)}:{c.lineno} "
                                    f"{prefix}{c.name}")
                 elif isinstance(c, ast.ClassDef):
-                    walk(c, f"{prefix}{c.name}.", public and not c.name.startswith("_"))
+                    walk(c, f"{prefix}{c.name}.", public and not c.name.startswith("_"), path)
         walk(ast.parse(path.read_text()), "", True)
     return out
 
