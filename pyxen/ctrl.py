@@ -645,11 +645,11 @@ class Ctrl(Handle):
         target + 1 MiB slack, ``xc_domain_setmaxmem``), then xenstore
         ``/local/domain/<domid>/memory/target`` = target, which the guest's balloon
         driver honours (``xs_write``)."""
-        from . import xenstore
+        from . import xenstore, xspath
         if target_kb < 0:
             raise _error(_errno.EINVAL, "xs_write", domid, detail="target_kb < 0")
         self.set_max_memory(domid, target_kb + MAXMEM_SLACK_KB if max_kb is None else max_kb)
-        path = f"/local/domain/{domid}/memory/target"
+        path = f"{xspath.domain(domid)}/memory/target"
         data = str(int(target_kb)).encode()
         with xenstore.open() as xs:
             try:

@@ -50,7 +50,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
-from . import _interrupt, _native
+from . import _interrupt, _native, xspath
 from ._text import printable
 from .config import ConfigError, DiskSpec, NicSpec, parse_disk, parse_nic
 from .errors import (BackendDomainError, DeviceBusyError, DeviceError,  # noqa: F401
@@ -756,25 +756,8 @@ class Devices:
         """A domain id from an id or a name (xenstore ``/local/domain/*/name``), checked to
         exist with the hypervisor."""
         err = BackendDomainError if backend else DomainNotFoundError
-        what = "backend domain" if backend else "domain"
-        if isinstance(dom, int) or (isinstance(dom, str) and dom.isdigit()):
-            domid = int(dom)
-        else:
-            # a name is what a domain's own xenstore directory says: if two live domains
-            # claim one name, refuse rather than act on whichever is listed first
-            claims = [int(d) for d in self.xs.ls("/local/domain") if _DEVID.fullmatch(d)
-                      and _s(self.xs.get(f"/local/domain/{d}/name")) == dom]
-            if len(claims) > 1:
-                claims = [c for c in claims if self._alive(c)]
-            if len(claims) > 1:
-                raise err(f"{what} name {printable(dom)!r} is ambiguous: domains "
-                          f"{', '.join(map(str, claims))} all claim it; use a domid")
-            if not claims:
-                raise err(f"{what} {dom!r} does not exist")
-            domid = claims[0]
-        if domid < 0 or domid >= 0x7FF0 or not self._alive(domid):
-            raise err(f"{what} {dom} does not exist")
-        return domid
+        return xspath.resolve(self.xs, dom, alive=self._alive, error=err,
+                              what="backend domain" if backend else "domain")
 
     # -- paths --------------------------------------------------------------------------
     @staticmethod

@@ -52,6 +52,7 @@ from . import _interrupt
 from . import cpuid as _cpuid
 from . import ctrl as _ctrl
 from . import xenstore as _xenstore
+from . import xspath
 from ._native import xen
 from ._text import printable
 from .errors import (BuildError, ConsoleTimeoutError, ConsoleTtyError,  # noqa: F401
@@ -286,43 +287,19 @@ def _tool_domid(xs: _xenstore.XenStore, path: str) -> int:
 
 def domain_names(xs: _xenstore.XenStore) -> dict[str, int]:
     """name → domid of every domain xenstore knows a name of."""
-    out: dict[str, int] = {}
-    try:
-        ids = xs.ls("/local/domain")
-    except _xenstore.XenStoreNotFound:
-        return out
-    for d in ids:
-        raw = xs.get(f"/local/domain/{d}/name")
-        if raw is not None and d.isdigit():
-            out[raw.decode("utf-8", "replace")] = int(d)
-    return out
+    return {name: domid for domid, name in xspath.names(xs).items()}
 
 
 def resolve(domain: str | int, xs: _xenstore.XenStore | None = None) -> int:
-    """A domid from a domid or a domain name (as ``xl`` accepts either)."""
-    if isinstance(domain, int):
-        return domain
-    if str(domain).isdigit():
-        return int(domain)
-    own = xs is None
-    xs = xs or _xenstore.open()
+    """A domid from a domid or a domain name (as ``xl`` accepts either): xspath.resolve,
+    the one lookup every layer shares (two domains claiming one name are refused)."""
+    own = xs is None and not isinstance(domain, int) and not str(domain).isdigit()
+    xs = _xenstore.open() if own else xs
     try:
-        # names are in the domains' own directories: two domains claiming one name are
-        # refused, not resolved to whichever is listed last
-        ids = xs.ls("/local/domain")
-        claims = [int(d) for d in ids if d.isdigit()
-                  and xs.get(f"/local/domain/{d}/name") == str(domain).encode()]
-    except _xenstore.XenStoreNotFound:
-        claims = []
+        return xspath.resolve(xs, domain)  # type: ignore[arg-type]
     finally:
-        if own:
+        if own and xs is not None:
             xs.close()
-    if not claims:
-        raise DomainNotFoundError(f"{domain} is an invalid domain identifier")
-    if len(claims) > 1:
-        raise DomainNotFoundError(f"{printable(str(domain))} is ambiguous: domains "
-                                  f"{', '.join(map(str, claims))} all have that name")
-    return claims[0]
 
 
 def _rm_quiet(xs: _xenstore.XenStore, path: str) -> None:

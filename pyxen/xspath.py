@@ -21,7 +21,7 @@ import re
 from typing import TYPE_CHECKING
 
 from ._text import printable
-from .errors import DomainNotFoundError
+from .errors import DomainNotFoundError, PyxenError
 
 if TYPE_CHECKING:
     from typing import Callable
@@ -144,14 +144,14 @@ def names(xs: XenStore) -> dict[int, str]:
 
 
 def resolve(xs: XenStore, dom: int | str, *, alive: Callable[[int], bool] | None = None,
-            error: type[DomainNotFoundError] = DomainNotFoundError,
+            error: type[PyxenError] = DomainNotFoundError,
             what: str = "domain") -> int:
     """A domid from a domid (int or decimal text) or a name, as ``xl`` accepts either.
 
     Names live in the domains' own directories, so two domains claiming one name are
     refused (after dropping those ``alive`` says are gone, when it is given), never
     resolved to whichever is listed first. ``alive``, when given, must also hold for the
-    result. Raises ``error`` (a DomainNotFoundError) naming ``what``, in xl's words
+    result. Raises ``error`` (DomainNotFoundError by default) naming ``what``, in xl's words
     ("NAME is an invalid domain identifier").
     """
     if isinstance(dom, bool) or not isinstance(dom, (int, str)) or dom == "":

@@ -93,7 +93,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def _domain_rows() -> list[dict]:
-    from .. import ctrl, xenstore
+    from .. import ctrl, xenstore, xspath
     from ..errors import XenError
     with ctrl.open() as xc:
         doms = xc.domains()
@@ -101,7 +101,7 @@ def _domain_rows() -> list[dict]:
     with xenstore.open() as xs:
         for d in doms:
             try:
-                name = xs.read(f"/local/domain/{d.domid}/name").decode("utf-8", "replace")
+                name = xspath.name(xs, d.domid)
             except XenError:
                 name = None
             rows.append({"name": name, "domid": d.domid,
