@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._native import xen
+from .types import LifecycleAction
 from .errors import (ConfigError, ConfigTypeError, OutOfMemoryError,  # noqa: F401
                      PyxenError, XenFeatureUnavailable)
 
@@ -118,23 +119,8 @@ class DomainType(str, enum.Enum):
     HVM = "hvm"
 
 
-class ShutdownAction(str, enum.Enum):
-    """libxl_action_on_shutdown; ``from_xl`` accepts xl.cfg's spellings."""
-
-    DESTROY = "destroy"
-    RESTART = "restart"
-    RESTART_RENAME = "restart_rename"
-    PRESERVE = "preserve"
-    COREDUMP_DESTROY = "coredump_destroy"
-    COREDUMP_RESTART = "coredump_restart"
-    SOFT_RESET = "soft_reset"
-
-    @classmethod
-    def from_xl(cls, text: str) -> "ShutdownAction":
-        """The action an xl.cfg value names (``rename-restart`` and the like)."""
-        t = text.strip().lower()
-        t = {"rename-restart": "restart_rename"}.get(t, t).replace("-", "_")
-        return cls(t)
+# what to do on poweroff/reboot/crash: pyxen.types.LifecycleAction, shared with guest
+ShutdownAction = LifecycleAction
 
 
 def random_mac() -> str:

@@ -14,6 +14,7 @@ from . import _interrupt
 from ._handle import Handle
 from ._log import XtlLogger
 from ._native import check_hypervisor, require_dom0, xen
+from .types import ShutdownReason, state_letters
 from .errors import (NoSuchDomainError, PyxenError, XenArgumentTypeError,  # noqa: F401
                      XenCtrlError, XenDomainExistsError, XenError, XenInvalidArgumentError,
                      XenOutOfMemoryError, XenPermissionError, XenUnavailableError,
@@ -147,21 +148,7 @@ class PhysInfo:
         return self.free_memory_kb // 1024
 
 
-class ShutdownReason(enum.IntEnum):
-    """SHUTDOWN_* (xen/sched.h): why a domain shut down, or what to ask it to do."""
-
-    POWEROFF = 0
-    REBOOT = 1
-    SUSPEND = 2
-    CRASH = 3
-    WATCHDOG = 4
-    SOFT_RESET = 5
-
-    @property
-    def xl_letter(self) -> str:
-        """The fifth letter of ``xl list``'s State column for a domain shut down so."""
-        return "-rscwS"[self]
-
+# ShutdownReason is pyxen.types.ShutdownReason (imported above), shared with light and guest
 
 class Scheduler(enum.IntEnum):
     """XEN_SCHEDULER_* (xen/domctl.h), as ``xc_sched_id`` returns it."""
@@ -278,15 +265,9 @@ class DomainInfo:
         """The six State letters exactly as ``xl list`` prints them: r b p s, then the
         shutdown reason's letter (- r s c w S for poweroff/reboot/suspend/crash/watchdog/
         soft_reset), then d."""
-        if self.shutdown:
-            r = self.shutdown_reason
-            reason = r.xl_letter if isinstance(r, ShutdownReason) else "?"
-        else:
-            reason = "-"
-        return "".join((
-            "r" if self.running else "-", "b" if self.blocked else "-",
-            "p" if self.paused else "-", "s" if self.shutdown else "-",
-            reason, "d" if self.dying else "-"))
+        return state_letters(running=self.running, blocked=self.blocked, paused=self.paused,
+                             shutdown=self.shutdown, reason=self.shutdown_reason,
+                             dying=self.dying)
 
     @property
     def cpu_time_s(self) -> float:

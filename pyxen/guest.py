@@ -28,7 +28,6 @@ on_crash when xenstored fires ``@releaseDomain``.
 
 from __future__ import annotations
 
-import enum
 import errno as _errno
 import lzma
 import os
@@ -55,6 +54,7 @@ from . import xenstore as _xenstore
 from . import xspath
 from ._native import xen
 from ._text import printable
+from .types import LifecycleAction
 from .errors import (BuildError, ConsoleTimeoutError, ConsoleTtyError,  # noqa: F401
                      DomainNotFoundError, InsufficientMemoryError, KernelNotFoundError,
                      NoSerialError, PyxenError, QmpError, SpecError, SpecTypeError,
@@ -69,13 +69,10 @@ XENCONSOLE_LIMIT = 1048576
 BUILD_OVERHEAD_KB = 4096
 
 
-class Action(str, enum.Enum):
-    """What to do when a guest powers off, reboots or crashes (xl's on_* values)."""
-
-    DESTROY = "destroy"
-    RESTART = "restart"
-    PRESERVE = "preserve"
-    RENAME_RESTART = "rename-restart"
+#: what to do when a guest powers off, reboots or crashes: pyxen.types.LifecycleAction
+#: (``Action("rename-restart")`` takes xl's spellings); the Supervisor applies these four
+Action = LifecycleAction
+SUPERVISED_ACTIONS = (Action.DESTROY, Action.RESTART, Action.PRESERVE, Action.RESTART_RENAME)
 
 
 # the exception classes live in pyxen.errors (imported above)
@@ -191,6 +188,10 @@ class BuildSpec:
                                     for k in ("on_poweroff", "on_reboot", "on_crash")}
         except ValueError as e:
             raise bad(str(e)) from None
+        for k, a in acts.items():
+            if a not in SUPERVISED_ACTIONS:
+                raise bad(f"{k}={a.xl} is not one the direct builder's Supervisor applies "
+                          f"({', '.join(x.xl for x in SUPERVISED_ACTIONS)})")
         if "\0" in self.full_cmdline:
             raise bad("cmdline contains NUL")
         if self.type not in GUEST_TYPES:
@@ -1325,7 +1326,7 @@ def _write_entries(t: _xenstore.Transaction, g: Guest) -> None:
         if spec.ramdisk:
             node(f"{vm}/image/ramdisk", spec.ramdisk)
     for k in ("on_poweroff", "on_reboot", "on_crash"):
-        node(f"{lx}/pyxen/{k}", Action(getattr(spec, k)).value)
+        node(f"{lx}/pyxen/{k}", Action(getattr(spec, k)).xl)
     # the primary console: frontend (xenconsoled reads it and writes tty), backend,
     # and libxl's record of the device (so xl destroy cleans it up as its own)
     c = f"{dom}/console"

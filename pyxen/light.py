@@ -41,6 +41,7 @@ from . import _interrupt
 from ._handle import Handle
 from ._log import XtlLogger
 from ._native import require_dom0, xen
+from .types import ShutdownReason, state_letters
 from .config import (DiskSpec, DomainConfig, DomainType, NicSpec, disk_from_c, parse_disk,
                      parse_nic)
 from .errors import (CreateTimeout, DomainNotFound, DomainNotFoundError,  # noqa: F401
@@ -56,25 +57,7 @@ __all__ = ["open", "Context", "DomainInfo", "DiskInfo", "NicInfo", "VcpuInfo", "
 _check = check_libxl
 
 
-class ShutdownReason(enum.Enum):
-    POWEROFF = "poweroff"
-    REBOOT = "reboot"
-    SUSPEND = "suspend"
-    CRASH = "crash"
-    WATCHDOG = "watchdog"
-    SOFT_RESET = "soft_reset"
-    UNKNOWN = "unknown"
-
-    @property
-    def xl_letter(self) -> str:
-        """The fifth letter of ``xl list``'s State column for a domain shut down so."""
-        return _XL_LETTERS[self]
-
-
-_XL_LETTERS = {ShutdownReason.POWEROFF: "-", ShutdownReason.REBOOT: "r",
-               ShutdownReason.SUSPEND: "s", ShutdownReason.CRASH: "c",
-               ShutdownReason.WATCHDOG: "w", ShutdownReason.SOFT_RESET: "S",
-               ShutdownReason.UNKNOWN: "?"}
+# ShutdownReason is pyxen.types.ShutdownReason (imported above), shared with ctrl and guest
 
 
 class ConsoleType(enum.IntEnum):
@@ -140,13 +123,9 @@ class DomainInfo:
     def state(self) -> str:
         """``xl list``'s state column (``r-----``): r b p s, then the shutdown reason's
         letter (- r s c w S for poweroff/reboot/suspend/crash/watchdog/soft_reset), then d."""
-        r = self.shutdown_reason
-        reason = (r.xl_letter if isinstance(r, ShutdownReason) else "?") if self.shutdown \
-            else "-"
-        return "".join([
-            "r" if self.running else "-", "b" if self.blocked else "-",
-            "p" if self.paused else "-", "s" if self.shutdown else "-",
-            reason, "d" if self.dying else "-"])
+        return state_letters(running=self.running, blocked=self.blocked, paused=self.paused,
+                             shutdown=self.shutdown, reason=self.shutdown_reason,
+                             dying=self.dying)
 
     @property
     def cpu_seconds(self) -> float:
@@ -157,7 +136,8 @@ class DomainInfo:
         """This domain as a JSON-ready dict."""
         d = dict(self.__dict__)
         d["type"] = self.type.value if self.type else None
-        d["shutdown_reason"] = self.shutdown_reason.value if self.shutdown_reason else None
+        d["shutdown_reason"] = self.shutdown_reason.label if self.shutdown_reason is not None \
+            else None
         d["state"] = self.state
         d["memory_mb"] = self.memory_mb
         return d
@@ -190,14 +170,11 @@ class DomainEvent:
     def to_json(self) -> dict:
         """This event as a JSON-ready dict."""
         return {"type": self.type.name.lower(), "domid": self.domid,
-                "shutdown_reason": self.shutdown_reason.value if self.shutdown_reason else None,
+                "shutdown_reason": self.shutdown_reason.label
+                if self.shutdown_reason is not None else None,
                 "rc": self.rc, "code": self.code, "vdev": self.vdev}
 
 
-# libxl_shutdown_reason's numbering (libxl_types.idl; stable since 4.2)
-_SHUTDOWN_CODES = {0: ShutdownReason.POWEROFF, 1: ShutdownReason.REBOOT,
-                   2: ShutdownReason.SUSPEND, 3: ShutdownReason.CRASH,
-                   4: ShutdownReason.WATCHDOG, 5: ShutdownReason.SOFT_RESET}
 
 
 @dataclass(frozen=True)
@@ -411,8 +388,10 @@ class Context(Handle):
                     lib.free(p)
             if etype == EventType.DOMAIN_SHUTDOWN:
                 # libxl's JSON omits fields at their default: no key means 0, poweroff
-                reason = _SHUTDOWN_CODES.get(u.get("shutdown_reason", 0),
-                                             ShutdownReason.UNKNOWN)
+                # a uint8 of Xen's SHUTDOWN_* codes (libxl_types.idl)
+                raw = u.get("shutdown_reason", 0)
+                reason = ShutdownReason.from_code(raw) if isinstance(raw, int) \
+                    else ShutdownReason.from_label(str(raw))
             elif etype == EventType.OPERATION_COMPLETE:
                 rc = int(u.get("rc", 0))
                 if rc < 0:
@@ -548,10 +527,8 @@ class Context(Handle):
         reason = None
         if i.shutdown:
             r = lib.libxl_shutdown_reason_to_string(i.shutdown_reason)
-            try:
-                reason = ShutdownReason(ffi.string(r).decode()) if r != ffi.NULL else None
-            except ValueError:
-                reason = ShutdownReason.UNKNOWN
+            reason = ShutdownReason.from_label(ffi.string(r).decode()) if r != ffi.NULL \
+                else None
         return DomainInfo(
             domid=int(i.domid), name=self.name(int(i.domid)),
             uuid=str(_uuid.UUID(bytes=bytes(ffi.buffer(i.uuid.uuid, 16)))),

@@ -14,10 +14,9 @@ __all__ = ["ShutdownReason", "LifecycleAction", "state_letters"]
 
 class ShutdownReason(enum.IntEnum):
     """SHUTDOWN_* (xen/sched.h, the same numbers as libxl_shutdown_reason): why a domain
-    shut down, or what to ask it to do. UNKNOWN stands for a code this release of pyxen
-    does not know."""
+    shut down, or what to ask it to do. A code pyxen does not know stays an int (shown as
+    ``?``)."""
 
-    UNKNOWN = -1
     POWEROFF = 0
     REBOOT = 1
     SUSPEND = 2
@@ -28,30 +27,29 @@ class ShutdownReason(enum.IntEnum):
     @property
     def xl_letter(self) -> str:
         """The fifth letter of ``xl list``'s State column for a domain shut down so."""
-        return "?" if self is ShutdownReason.UNKNOWN else "-rscwS"[self]
+        return "-rscwS"[self]
 
     @property
     def label(self) -> str:
         """libxl's name of the reason (``libxl_shutdown_reason_to_string``): poweroff,
-        reboot, suspend, crash, watchdog, soft_reset (unknown)."""
+        reboot, suspend, crash, watchdog, soft_reset."""
         return self.name.lower()
 
     @classmethod
-    def from_code(cls, code: int | None) -> "ShutdownReason":
-        """The reason for a SHUTDOWN_* code; UNKNOWN for one outside 0..5."""
+    def from_code(cls, code: int | None) -> "ShutdownReason | None":
+        """The reason for a SHUTDOWN_* code; None for one outside 0..5."""
         try:
-            r = cls(code if code is not None else -1)
+            return cls(code) if code is not None else None
         except ValueError:
-            return cls.UNKNOWN
-        return r
+            return None
 
     @classmethod
-    def from_label(cls, text: str) -> "ShutdownReason":
-        """The reason libxl's name stands for; UNKNOWN for another."""
+    def from_label(cls, text: str) -> "ShutdownReason | None":
+        """The reason libxl's name stands for; None for another."""
         try:
             return cls[text.strip().upper()]
         except KeyError:
-            return cls.UNKNOWN
+            return None
 
 
 class LifecycleAction(str, enum.Enum):
@@ -69,14 +67,21 @@ class LifecycleAction(str, enum.Enum):
     RENAME_RESTART = "restart_rename"      # xl.cfg's order of the words (an alias)
 
     @classmethod
+    def _missing_(cls, value: object) -> "LifecycleAction | None":
+        """``LifecycleAction("rename-restart")``: xl.cfg's spellings are accepted too."""
+        if isinstance(value, str):
+            t = value.strip().lower()
+            t = {"rename-restart": "restart_rename"}.get(t, t).replace("-", "_")
+            for m in cls:
+                if m.value == t:
+                    return m
+        return None
+
+    @classmethod
     def from_xl(cls, text: "str | LifecycleAction") -> "LifecycleAction":
         """The action an xl.cfg value names (``rename-restart``, ``coredump-destroy``,
         libxl's ``restart_rename``, ...); ValueError for another."""
-        if isinstance(text, LifecycleAction):
-            return text
-        t = str(text).strip().lower()
-        t = {"rename-restart": "restart_rename"}.get(t, t).replace("-", "_")
-        return cls(t)
+        return text if isinstance(text, LifecycleAction) else cls(str(text))
 
     @property
     def xl(self) -> str:
@@ -92,7 +97,7 @@ def state_letters(*, running: bool, blocked: bool, paused: bool, shutdown: bool,
     shut down), d."""
     if shutdown:
         r = reason if isinstance(reason, ShutdownReason) else ShutdownReason.from_code(reason)
-        why = r.xl_letter
+        why = r.xl_letter if r is not None else "?"
     else:
         why = "-"
     return "".join(("r" if running else "-", "b" if blocked else "-", "p" if paused else "-",

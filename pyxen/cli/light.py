@@ -173,7 +173,7 @@ def _shutdown_wait(ctx: Context, args: argparse.Namespace, domid: int,
             raise UsageError(f"domain {domid} did not shut down within {args.timeout:g}s")
         events.append(ev.to_json())
         if ev.type == EventType.DOMAIN_SHUTDOWN:
-            reason = ev.shutdown_reason.value if ev.shutdown_reason else "unknown"
+            reason = ev.shutdown_reason.label if ev.shutdown_reason is not None else "unknown"
             print(f"Domain {domid} has been shut down, reason code "
                   f"{ev.to_json()['shutdown_reason']}", file=sys.stderr)
             try:

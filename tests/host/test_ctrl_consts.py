@@ -87,7 +87,7 @@ def test_light_state_letters_as_xl():
                 vcpu_online=1, vcpu_max_id=0, cpupool=0)
     for reason, state in ((R.POWEROFF, "---s--"), (R.REBOOT, "---sr-"), (R.SUSPEND, "---ss-"),
                           (R.CRASH, "---sc-"), (R.WATCHDOG, "---sw-"),
-                          (R.SOFT_RESET, "---sS-"), (R.UNKNOWN, "---s?-")):
+                          (R.SOFT_RESET, "---sS-"), (None, "---s?-")):
         assert light.DomainInfo(**dict(base, shutdown=True, shutdown_reason=reason)).state \
             == state
     assert light.DomainInfo(**dict(base, running=True, shutdown_reason=R.POWEROFF)).state \

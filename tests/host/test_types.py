@@ -6,12 +6,11 @@ from pyxen.types import LifecycleAction, ShutdownReason, state_letters
 
 
 def test_reasons():
-    assert [r.xl_letter for r in ShutdownReason] == list("?-rscwS")
+    assert [r.xl_letter for r in ShutdownReason] == list("-rscwS")
     assert ShutdownReason.from_code(3) is ShutdownReason.CRASH
-    assert ShutdownReason.from_code(77) is ShutdownReason.UNKNOWN
-    assert ShutdownReason.from_code(None) is ShutdownReason.UNKNOWN
+    assert ShutdownReason.from_code(77) is None and ShutdownReason.from_code(None) is None
     assert ShutdownReason.from_label("soft_reset") is ShutdownReason.SOFT_RESET
-    assert ShutdownReason.from_label("bogus") is ShutdownReason.UNKNOWN
+    assert ShutdownReason.from_label("bogus") is None
     assert ShutdownReason.WATCHDOG.label == "watchdog"
 
 
@@ -21,6 +20,19 @@ def test_reasons():
     ("coredump-destroy", LifecycleAction.COREDUMP_DESTROY)])
 def test_actions_from_xl(text, want):
     assert LifecycleAction.from_xl(text) is want
+
+
+def test_one_type_for_every_layer():
+    """ctrl, light, config and guest report the same classes (not look-alikes)."""
+    import pyxen.config as config
+    import pyxen.ctrl as ctrl
+    import pyxen.guest as guest
+    import pyxen.light as light
+    assert ctrl.ShutdownReason is light.ShutdownReason is ShutdownReason
+    assert config.ShutdownAction is guest.Action is LifecycleAction
+    assert LifecycleAction("rename-restart") is LifecycleAction.RESTART_RENAME
+    assert guest.BuildSpec(name="g", kernel="/k", on_reboot="rename-restart").validated() \
+        .on_reboot is LifecycleAction.RESTART_RENAME
 
 
 def test_action_spellings():
