@@ -36,8 +36,8 @@ static void pyxen_vmessage(xentoollog_logger *logger, xentoollog_level level,
 {
     struct pyxen_logger *lg = (struct pyxen_logger *)logger;
     char buf[2048];
-    if ((int)level < lg->min_level)
-        return;
+    if ((int)level < lg->min_level || !lg->handle)
+        return;                 /* below the level, or the Python side is gone */
     vsnprintf(buf, sizeof(buf), format, al);
     pyxen_xtl_message(lg->handle, (int)level, errnoval, context, buf);
 }
@@ -71,6 +71,14 @@ static void pyxen_logger_destroy(xentoollog_logger *logger)
 {
     if (logger)
         xtl_logger_destroy(logger);
+}
+
+/* The Python logger behind `logger` is being collected: later messages are dropped (the
+ * C library that holds `logger` may still log while it closes). */
+static void pyxen_logger_detach(xentoollog_logger *logger)
+{
+    if (logger)
+        ((struct pyxen_logger *)logger)->handle = NULL;
 }
 
 /* libxlutil's XLU_Config is opaque in libxlutil.h, which has no call that lists the

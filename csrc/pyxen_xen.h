@@ -9,6 +9,8 @@ extern "Python" void pyxen_xtl_message(void *handle, int level, int errnoval,
 /* A xentoollog_logger whose messages go to pyxen_xtl_message(handle, ...). */
 xentoollog_logger *pyxen_logger_new(void *handle, int min_level);
 void pyxen_logger_destroy(xentoollog_logger *logger);
+/* Drop later messages (the Python side of the logger is being collected). */
+void pyxen_logger_detach(xentoollog_logger *logger);
 
 /* libc: libxenstore and libxl return malloc'd memory the caller frees. */
 void free(void *ptr);

@@ -8,4 +8,8 @@ typedef struct xentoollog_logger xentoollog_logger;
 
 void xtl_logger_destroy(struct xentoollog_logger *logger);
 
+/* one message through a logger (what the Xen libraries call) */
+void xtl_log(struct xentoollog_logger *logger, xentoollog_level level, int errnoval,
+             const char *context, const char *format, ...);
+
 const char *xtl_level_to_string(xentoollog_level);

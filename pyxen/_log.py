@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from typing import Any
 
 from ._native import xen
@@ -42,7 +44,14 @@ def _install() -> None:
 
 
 class XtlLogger:
-    """A C ``xentoollog_logger*`` (``.ptr``) forwarding to ``logging.getLogger(name)``."""
+    """A C ``xentoollog_logger*`` (``.ptr``) forwarding to ``logging.getLogger(name)``.
+
+    Its lifetime is tied to the C handle that logs through it, never to the garbage
+    collector's order: the owner's destructor closes its handle, then calls
+    :meth:`destroy`. If this object is collected first (a cycle collected in one pass
+    with the handle), the C logger only stops forwarding (``pyxen_logger_detach``) and
+    the handle can still close through it; it is freed by ``destroy`` or not at all.
+    """
 
     def __init__(self, name: str):
         ffi, lib = xen()
@@ -54,4 +63,15 @@ class XtlLogger:
         raw = lib.pyxen_logger_new(self._handle, min_level)
         if raw == ffi.NULL:
             raise OutOfMemoryError("xentoollog logger")
-        self.ptr = ffi.gc(raw, lib.pyxen_logger_destroy)
+        self.ptr = raw
+        self._lock = threading.Lock()
+        self._detach = weakref.finalize(self, lib.pyxen_logger_detach, raw)
+
+    def destroy(self) -> None:
+        """Free the C logger (idempotent). Only once nothing can log through it: the
+        owning C handle is closed."""
+        with self._lock:
+            ptr, self.ptr = self.ptr, None
+        if ptr is not None:
+            self._detach.detach()
+            xen()[1].pyxen_logger_destroy(ptr)

@@ -80,6 +80,9 @@ class _Core:
         if self.closing and self._users == 0 and not self.closed:
             self.closed = True
             self._close_fn(self.raw)
+            destroy = getattr(self._keep, "destroy", None)
+            if destroy is not None:
+                destroy()   # the handle's logger: freed once the handle is closed
 
 
 class Mapping:

@@ -401,13 +401,15 @@ class Ctrl(Handle):
         raw = lib.xc_interface_open(self._log.ptr, self._log.ptr, 0)
         if raw == ffi.NULL:
             err = ffi.errno
+            self._log.destroy()
             raise _error(err or _errno.EIO, "xc_interface_open",
                          detail="are you root in a Xen dom0?")
         log = self._log
 
         def _close(p: Any, _close: Callable[[Any], object] = lib.xc_interface_close,
                    _log: XtlLogger = log) -> None:
-            _close(p)  # the logger stays referenced (alive) until the interface is closed
+            _close(p)       # the logger stays alive until the interface is closed ...
+            _log.destroy()  # ... and is freed after it
 
         self._adopt(ffi, raw, _close)
         self._cpumap_bytes = 0

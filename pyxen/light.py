@@ -317,14 +317,17 @@ class Context(Handle):
         self._logger = XtlLogger("pyxen.light")
         pp = ffi.new("libxl_ctx **")
         rc = lib.libxl_ctx_alloc(pp, lib.LIBXL_VERSION, 0, self._logger.ptr)
+        if rc:
+            self._logger.destroy()
         _check(rc, "libxl_ctx_alloc")
         logger = self._logger
         hooks = _child_hooks()
         # before libxl can have children: libxl reaps only its own (see the module doc)
         lib.libxl_childproc_setmode(pp[0], hooks, ffi.NULL)
 
-        def free(p: Any, _keep: object = (logger, hooks)) -> None:  # logger outlives the ctx
-            lib.libxl_ctx_free(p)
+        def free(p: Any, _keep: object = hooks, _log: XtlLogger = logger) -> None:
+            lib.libxl_ctx_free(p)   # the logger outlives the ctx, and is freed after it
+            _log.destroy()
 
         self._lock = threading.RLock()   # _tokens, _queues, _ops and each op's state
         self._tokens = itertools.count(1)
