@@ -503,9 +503,9 @@ class Context(Handle):
         ffi, lib = self._ffi, self._lib
         out = ffi.new("uint32_t *")
         rc = lib.libxl_name_to_domid(self._p(), str(dom).encode(), out)
-        if rc:
-            raise libxl_error(lib.ERROR_DOMAIN_NOTFOUND, "libxl_name_to_domid",
-                              detail=f"no domain named {dom!r} (libxl: {rc})")
+        if rc:  # libxl's own rc (ERROR_INVAL for a name no domain has), as xl prints it
+            raise libxl_error(rc if rc < 0 else lib.ERROR_INVAL, "libxl_name_to_domid",
+                              detail=f"no domain named {dom!r}", cls=DomainNotFound)
         return int(out[0])
 
     def name(self, domid: int) -> str | None:
