@@ -64,6 +64,12 @@ def world() -> tuple:
     return (xl_names(), xenstore_dirs(), frozenset(qemu_domids()), frozenset(fds()))
 
 
+def same(after: tuple, before: tuple) -> bool:
+    """Nothing left behind: the same domains, xenstore entries and qemus, and no fd that
+    was not open before (the garbage collector may close older ones meanwhile)."""
+    return after[:3] == before[:3] and after[3] <= before[3]
+
+
 @contextlib.contextmanager
 def record():
     seen: list[str] = []
@@ -150,7 +156,7 @@ def test_guest_build_interrupted_at_every_step_leaves_nothing(xc, xs, G, guest_k
         assert hit["fired"], step
         tried.append(step)
         after = world()
-        assert after == before, f"interrupt at {step} (second one during the rollback: " \
+        assert same(after, before), f"interrupt at {step} (second one during the rollback: " \
                                 f"{hit['again']}) left {after} (before: {before})"
     print(f"{kind}: interrupted at {len(tried)} steps: {' '.join(tried)}")
     assert len(tried) >= (10 if kind == "pv" else 15)
@@ -201,7 +207,7 @@ def test_light_create_interrupted_leaves_nothing(guest_kit, create_waits, step, 
         if not hit["fired"]:
             pytest.fail(f"{step} was reached fewer than {nth} times")
         assert wait_for(lambda: name not in xl_names(), 60), "libxl's domain is left"
-    assert wait_for(lambda: world() == before, 30), (world(), before)
+    assert wait_for(lambda: same(world(), before), 30), (world(), before)
 
 
 # -- devices: attach_disk / attach_nic to a running guest ---------------------------------
@@ -244,7 +250,7 @@ def test_device_attach_interrupted_at_every_step_leaves_nothing(running, xs):
                 assert hit["fired"], step
                 assert wait_for(lambda: not loops_of(IMG), 15), f"{step}: loop device left"
                 assert not dev.list_disks(domid), f"{step}: vbd left"
-                assert world() == before, f"{step}: {world()} != {before}"
+                assert same(world(), before), f"{step}: {world()} != {before}"
             for step in nic_steps:
                 with sigint_at(step) as hit, pytest.raises(KeyboardInterrupt):
                     dev.attach_nic(domid, "bridge=xenbr0")
@@ -252,7 +258,7 @@ def test_device_attach_interrupted_at_every_step_leaves_nothing(running, xs):
                 assert not dev.list_nics(domid), f"{step}: vif left"
                 assert wait_for(lambda: bridge_ports("xenbr0") == base_ports, 15), \
                     f"{step}: bridge port left: {bridge_ports('xenbr0') - base_ports}"
-                assert world() == before, f"{step}: {world()} != {before}"
+                assert same(world(), before), f"{step}: {world()} != {before}"
             # a detach cut short finishes the removal: no entries, no loop, no bridge port
             for kind, step in [(k, s) for k in ("vbd", "vif")
                                for s in ("devices.detach_closing", "devices.detach_closed")]:
@@ -267,7 +273,7 @@ def test_device_attach_interrupted_at_every_step_leaves_nothing(running, xs):
                 assert wait_for(lambda: not loops_of(IMG), 15), f"detach {step}: loop left"
                 assert not dev.list_disks(domid) and not dev.list_nics(domid), step
                 assert wait_for(lambda: bridge_ports("xenbr0") == base_ports, 15), step
-                assert wait_for(lambda: world() == before, 15), f"detach {step}: {world()}"
+                assert wait_for(lambda: same(world(), before), 15), f"detach {step}: {world()}"
             # and the guest still takes a disk afterwards
             info = dev.attach_disk(domid, f"format=raw, vdev=xvdc, access=rw, target={IMG}")
             assert info.state == D.XenbusState.CONNECTED
