@@ -18,7 +18,7 @@ SDIST = $$(ls $(CURDIR)/dist/pyxen-*.tar.gz)
 LAB_TIMEOUT ?= 3000
 # The lab tests run once per supported Xen release (Debian 12's 4.17, Debian 13's 4.20).
 LAB_XEN ?= 4.17 4.20
-LAB_PYTEST := python3 -m pytest -v --color=no -p no:cacheprovider tests/lab
+LAB_PYTEST := python3 -m pytest -v --color=no -p no:cacheprovider --durations=40 tests/lab
 
 .PHONY: all deps venv build dist install-check static demo test test-host test-lab lab-shell clean
 

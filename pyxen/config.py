@@ -26,7 +26,7 @@ import re
 import stat as _stat
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from ._native import xen
 from .types import LifecycleAction
@@ -1077,13 +1077,24 @@ def _encode(text: object, filename: str) -> bytes:
     return data
 
 
-def parse_file(path: str | os.PathLike, *, strict: bool = True) -> DomainConfig:
+def parse_file(path: str | os.PathLike, *, strict: bool = True,
+               extra: Sequence[str] = ()) -> DomainConfig:
     """Parse an xl domain config file. Raises ConfigError (with file, line, key).
 
     The file is read here (a regular file of at most CONFIG_MAX bytes; a directory, FIFO,
     device or socket is refused without reading it) and its bytes parsed as
-    :func:`parse_string` does."""
+    :func:`parse_string` does. ``extra``: ``KEY=VALUE`` lines appended to it, as
+    ``xl create CFG KEY=VALUE ...`` appends them (a later setting of a key wins)."""
     name, data = _read_config_file(path)
+    if isinstance(extra, (str, bytes)):
+        raise ConfigTypeError("extra must be a sequence of KEY=VALUE strings")
+    for line in extra:
+        if not isinstance(line, str) or "\n" in line or "\0" in line:
+            raise ConfigTypeError(f"extra config line {line!r}: one line of text")
+        data = data.rstrip(b"\n") + b"\n" + line.encode("utf-8", "surrogateescape") + b"\n"
+    if len(data) > CONFIG_MAX:
+        raise ConfigError(f"config with its extra lines is over {CONFIG_MAX} bytes",
+                          file=name)
     data = _encode(data, name)
     with _Xlu(name) as xlu:
         _read(xlu, data)

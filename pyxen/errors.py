@@ -65,7 +65,7 @@ __all__ = [
     # guest
     "NoSerialError", "ConsoleTtyError", "ConsoleTimeoutError", "BuildError",
     "KernelNotFoundError", "InsufficientMemoryError", "UnsupportedGuestError", "SpecError",
-    "SpecTypeError", "QmpError",
+    "SpecTypeError", "UnsupportedConfigError", "QmpError",
     # checkers
     "check_xenctrl", "xenctrl_error", "check_xenstore", "xenstore_error", "raise_xenstore",
     "check_libxl", "libxl_error", "check_libxlutil", "KernelCallError", "check_kernel",
@@ -631,6 +631,15 @@ class SpecError(BuildError, ValueError):
 
 class SpecTypeError(SpecError, TypeError):
     """``build()`` was given something other than a BuildSpec."""
+
+
+class UnsupportedConfigError(SpecError):
+    """A domain config key (``key``) the direct builder does not implement: refused by
+    name, never dropped (nothing was created)."""
+
+    def __init__(self, key: str, reason: str):
+        super().__init__("spec", reason)
+        self.key = key
 
 
 class QmpError(PyxenError):

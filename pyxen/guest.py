@@ -45,7 +45,7 @@ import termios
 import time
 import uuid as _uuid
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from . import _interrupt
 from . import cpuid as _cpuid
@@ -55,6 +55,8 @@ from . import xspath
 from ._native import xen
 from ._text import printable
 from .types import LifecycleAction
+if TYPE_CHECKING:
+    from .config import DomainConfig
 from .errors import (BuildError, ConsoleTimeoutError, ConsoleTtyError,  # noqa: F401
                      DomainNotFoundError, InsufficientMemoryError, KernelNotFoundError,
                      NoSerialError, PyxenError, QmpError, SpecError, SpecTypeError,
@@ -1346,8 +1348,8 @@ def _write_entries(t: _xenstore.Transaction, g: Guest) -> None:
         node(f"{lx}/{k}", v)
 
 
-def build(spec: BuildSpec, *, xc: _ctrl.Ctrl | None = None, xs: _xenstore.XenStore | None = None,
-          check_memory: bool = True,
+def build(spec: "BuildSpec | DomainConfig", *, xc: _ctrl.Ctrl | None = None,
+          xs: _xenstore.XenStore | None = None, check_memory: bool = True,
           kernel_cache: bool = True) -> Guest:
     """Build (and unless ``spec.paused`` start) a PV or HVM guest in-process; returns a
     Guest. An HVM guest also gets its qemu-xen device model (started here, the one
@@ -1362,7 +1364,11 @@ def build(spec: BuildSpec, *, xc: _ctrl.Ctrl | None = None, xs: _xenstore.XenSto
     destroying whatever was built.
     """
     if not isinstance(spec, BuildSpec):
-        raise SpecTypeError("spec", f"build() takes a BuildSpec, not {type(spec).__name__}")
+        from . import config, toolstack  # the direct toolstack sits above this module
+        if isinstance(spec, config.DomainConfig):
+            return toolstack.build(spec, xc=xc, xs=xs).guest
+        raise SpecTypeError("spec", "build() takes a BuildSpec or a DomainConfig, not "
+                                    f"{type(spec).__name__}")
     spec = spec.validated()
     reap_device_models()
     own_xc, own_xs = xc is None, xs is None
@@ -1552,7 +1558,16 @@ class Supervisor:
     """
 
     def __init__(self, *, xc: _ctrl.Ctrl | None = None, xs: _xenstore.XenStore | None = None,
-                 max_restarts: int = 1) -> None:
+                 max_restarts: int = 1,
+                 destroy: Callable[[int, str | None, _ctrl.Ctrl, _xenstore.XenStore], object]
+                 | None = None,
+                 rebuild: Callable[[Guest, Action, _ctrl.Ctrl, _xenstore.XenStore], Guest]
+                 | None = None) -> None:
+        """``destroy(domid, uuid, xc, xs)`` and ``rebuild(old_guest, action, xc, xs)``
+        replace the plain guest's destroy and rebuild (the direct toolstack's hooks, for
+        guests with devices)."""
+        self._destroy = destroy
+        self._rebuild = rebuild
         self._own_xc, self._own_xs = xc is None, xs is None
         self.xc = xc or _ctrl.open()
         self.xs = xs or _xenstore.open()
@@ -1615,7 +1630,10 @@ class Supervisor:
                 info = self.xc.domain(domid)
             except _ctrl.NoSuchDomainError:
                 del self.guests[domid]
-                remove_xenstore_entries(self.xs, domid, g.uuid)
+                if self._destroy is not None:
+                    self._destroy(domid, g.uuid, self.xc, self.xs)
+                else:
+                    remove_xenstore_entries(self.xs, domid, g.uuid)
                 out.append(LifecycleEvent(domid, g.name, "gone", Action.DESTROY))
                 continue
             if info.dying or not info.shutdown or info.shutdown_reason is None:
@@ -1638,6 +1656,8 @@ class Supervisor:
         if action == Action.RENAME_RESTART:
             self.xs.write(f"/local/domain/{g.domid}/name", f"{g.name}-{g.domid}")
             self.xs.write(f"/vm/{g.uuid}/name", f"{g.name}-{g.domid}")
+        elif self._destroy is not None:
+            self._destroy(g.domid, g.uuid, self.xc, self.xs)
         else:
             destroy(g.domid, xc=self.xc, xs=self.xs, uuid=g.uuid)
             wait_gone(self.xc, g.domid, 10.0)
@@ -1652,7 +1672,10 @@ class Supervisor:
         self.restarts[g.name] = n + 1
         spec = g.spec if action == Action.RESTART else replace(g.spec, uuid=None)
         try:
-            new = build(replace(spec, paused=False), xc=self.xc, xs=self.xs)
+            if self._rebuild is not None:
+                new = self._rebuild(g, action, self.xc, self.xs)
+            else:
+                new = build(replace(spec, paused=False), xc=self.xc, xs=self.xs)
         except BuildError as e:
             return LifecycleEvent(g.domid, g.name, reason, action, error=str(e))
         self.guests[new.domid] = new

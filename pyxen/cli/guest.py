@@ -14,8 +14,15 @@ ESCAPE = 0x1D  # Ctrl-]
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the direct-build verbs (build, console)."""
-    b = sub.add_parser("build", help="build and start a PV or HVM guest in-process (no libxl)")
-    b.add_argument("--name", required=True)
+    b = sub.add_parser("build", help="build and start a domain in-process (no libxl): "
+                                     "from an xl config file like xl create, or from flags")
+    b.add_argument("config", nargs="?", help="xl domain config file (disks, vifs, on_*)")
+    b.add_argument("extra_config", nargs="*", metavar="KEY=VALUE",
+                   help="lines added to the config, as xl create takes them")
+    b.add_argument("-F", "--foreground", action="store_true",
+                   help="with a config: stay in the foreground applying on_* until the "
+                        "domain is gone (default: a small supervisor process does it)")
+    b.add_argument("--name", help="the flag form's domain name (without a config)")
     b.add_argument("--kernel", help="PV: required; HVM: direct kernel boot (optional)")
     b.add_argument("--ramdisk")
     b.add_argument("--memory", type=int, default=64, help="MiB (default 64)")
@@ -62,6 +69,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_build(args: argparse.Namespace) -> int:
     """``pyxen build``: build a PV or HVM domain in-process (no libxl)."""
     from .. import guest
+    if args.config is not None:
+        return _build_config(args)
+    if not args.name:
+        print("pyxen build: a config file or --name is required", file=sys.stderr)
+        return 2
     spec = guest.BuildSpec(name=args.name, kernel=args.kernel, ramdisk=args.ramdisk,
                            memory=args.memory, maxmem=args.maxmem, vcpus=args.vcpus,
                            cmdline=args.extra, root=args.root, uuid=args.uuid,
@@ -85,10 +97,75 @@ def cmd_build(args: argparse.Namespace) -> int:
             sup.add(g)
             while sup.guests:
                 for ev in sup.poll(1.0):
-                    print(f"{ev.name} (domid {ev.domid}): {ev.reason} -> {ev.action.value}"
-                          + (f", now domid {ev.new_domid}" if ev.new_domid else "")
-                          + (f" [{ev.error}]" if ev.error else ""))
+                    _print_event(ev)
     return 0
+
+
+def _print_event(ev: object) -> None:
+    print(f"{ev.name} (domid {ev.domid}): {ev.reason} -> {ev.action.value}"  # type: ignore[attr-defined]
+          + (f", now domid {ev.new_domid}" if ev.new_domid else "")  # type: ignore[attr-defined]
+          + (f" [{ev.error}]" if ev.error else ""), flush=True)  # type: ignore[attr-defined]
+
+
+def _build_config(args: argparse.Namespace) -> int:
+    """``pyxen build CFG [KEY=VALUE ...]``: xl create's job without libxl."""
+    import warnings
+
+    from .. import config, toolstack
+    for kv in args.extra_config:
+        if "=" not in kv:
+            print(f"pyxen build: {kv!r} is not KEY=VALUE", file=sys.stderr)
+            return 2
+    print(f"Parsing config from {args.config}", file=sys.stderr)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", config.ConfigWarning)
+        cfg = config.parse_file(args.config, extra=args.extra_config)
+    for w in caught:
+        print(f"WARNING: {w.message}", file=sys.stderr)
+    dom = toolstack.build(cfg, paused=args.paused)
+    g = dom.guest
+    print(f"Domain {g.name} built as domid {g.domid}" + (" (paused)" if args.paused else "")
+          + f" in {dom.timings.get('total', 0):.2f}s: "
+          + ", ".join([f"{d.vdev}" for d in dom.disks] + [f"vif {n.devid}" for n in dom.nics]
+                      or ["no devices"]))
+    if g.device_model_pid:
+        print(f"device model pid {g.device_model_pid}"
+              + (f", vnc {g.spec.vnclisten}:{g.vnc_port}" if g.vnc_port else ""))
+    sys.stdout.flush()
+    if args.foreground:
+        if args.console:
+            print("pyxen build: -c and -F together: the console is left to another "
+                  "terminal (`pyxen console`)", file=sys.stderr)
+        toolstack.supervise(dom, on_event=_print_event)
+        return 0
+    _spawn_supervisor(dom)
+    if args.console:
+        return attach(g.domid, g.serial[4:] if g.serial and g.serial.startswith("pty:")
+                      else None)
+    return 0
+
+
+def _spawn_supervisor(dom: object) -> None:
+    """xl's per-domain daemon: a child process, in its own session with its output to
+    /dev/null, applies the on_* actions and exits once the domain is gone."""
+    from .. import toolstack
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return
+    code = 0
+    try:
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(null)
+        toolstack.supervise(dom)  # type: ignore[arg-type]
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
 
 
 def _hvm_options(args: argparse.Namespace) -> dict:
