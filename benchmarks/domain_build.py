@@ -14,6 +14,11 @@ pyxen's build time scales over 50 domains, in the lab dom0.
   HVM guest (hvmloader + SeaBIOS, qemu-xen started and "running", direct kernel boot of
   the kit) by pyxen against ``xl create -p`` of the same HVM config; ratio = pyxen / xl.
   Most of either is qemu's own start-up. Goal 1.0 (no slower than xl).
+* pv_cfg_create_vs_xl: the classic PV config with one file disk and one bridged vif,
+  ``pyxen.toolstack.build`` (what ``pyxen build CFG`` runs) to running against ``xl
+  create`` of the same file; best round each. Goal 0.3.
+* hvm_cfg_create_vs_xl: the classic HVM config (hda file, cdrom, vif, VNC) the same way.
+  Goal 0.5.
 
 Timings are never asserted: this prints a table and, with --json, one JSON line last.
 """
@@ -105,6 +110,46 @@ def time_xl_hvm(cfg: str) -> float:
     return dt
 
 
+def cfg_files(tmp: str) -> tuple[str, str]:
+    """The classic PV and HVM configs (lab kernel, files and bridge); name= is set per run."""
+    for img, size in (("pv.img", 32), ("hd.img", 32), ("cd.iso", 4)):
+        with open(os.path.join(tmp, img), "wb") as f:
+            f.truncate(size << 20)
+    pv = os.path.join(tmp, "linux.cfg")
+    with open(pv, "w") as f:
+        f.write(f"kernel = '{KIT}/vmlinuz'\nramdisk = '{KIT}/initrd.cpio.gz'\nmemory = 128\n"
+                f"vcpus = 1\ndisk = ['file:{tmp}/pv.img,xvda,w']\n"
+                "vif = ['bridge=xenbr0,mac=00:16:3e:38:d4:07']\n"
+                f"extra = '{EXTRA}'\non_poweroff = 'destroy'\n")
+    hvm = os.path.join(tmp, "winxp.cfg")
+    with open(hvm, "w") as f:
+        f.write("type = 'hvm'\nmemory = 128\nvcpus = 1\n"
+                f"disk = ['file:{tmp}/hd.img,hda,w', 'file:{tmp}/cd.iso,ioemu:hdc:cdrom,r']\n"
+                "vif = ['bridge=xenbr0,mac=00:16:3e:11:22:33']\nboot = 'c'\nvnc = 1\n"
+                "serial = 'pty'\non_poweroff = 'destroy'\n")
+    return pv, hvm
+
+
+def time_cfg_pyxen(xc, xs, path: str, name: str) -> float:
+    import pyxen.config as CF
+    import pyxen.toolstack as T
+    cfg = CF.parse_file(path, extra=[f"name='{name}'"])
+    t0 = time.perf_counter()
+    dom = T.build(cfg, xc=xc, xs=xs)
+    dt = time.perf_counter() - t0
+    T.destroy(dom.domid, xc=xc, xs=xs, uuid=dom.guest.uuid)
+    return dt
+
+
+def time_cfg_xl(path: str, name: str) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(["xl", "create", "-q", path, f"name='{name}'"], check=True,
+                   capture_output=True)
+    dt = time.perf_counter() - t0
+    subprocess.run(["xl", "destroy", name], check=True, capture_output=True)
+    return dt
+
+
 def scaling(xc, xs, count: int, memory: int, kernel: str) -> list[float]:
     times, built = [], []
     try:
@@ -190,6 +235,27 @@ def main() -> int:
                                   f"HVM create-to-paused incl. qemu-xen start, {args.memory} "
                                   f"MiB, best of {args.hvm_rounds}: pyxen {hp:.3f}s, "
                                   f"xl create -p {hx:.3f}s"))
+        pv_cfg, hvm_cfg = cfg_files(tmp)
+        for _ in range(args.rounds):
+            r.add("pv_cfg", "xl", time_cfg_xl(pv_cfg, "bench-cfg-xl"))
+            r.add("pv_cfg", "pyxen", time_cfg_pyxen(xc, xs, pv_cfg, "bench-cfg-pyxen"))
+        cp, cx = r.best("pv_cfg", "pyxen"), r.best("pv_cfg", "xl")
+        rows.append(["pv_cfg_create (best)", f"{cp:.3f}s", f"{cx:.3f}s", f"{cp / cx:.3f}"])
+        results.append(result("pv_cfg_create_vs_xl", cp / cx, 0.3,
+                              f"PV config with a file disk and a bridged vif, to running, "
+                              f"best of {args.rounds}: pyxen.toolstack.build {cp:.3f}s, "
+                              f"xl create {cx:.3f}s"))
+        if args.hvm_rounds > 0:
+            for _ in range(args.hvm_rounds):
+                r.add("hvm_cfg", "xl", time_cfg_xl(hvm_cfg, "bench-hcfg-xl"))
+                r.add("hvm_cfg", "pyxen", time_cfg_pyxen(xc, xs, hvm_cfg, "bench-hcfg-pyxen"))
+            hp, hx = r.best("hvm_cfg", "pyxen"), r.best("hvm_cfg", "xl")
+            rows.append(["hvm_cfg_create (best)", f"{hp:.3f}s", f"{hx:.3f}s",
+                         f"{hp / hx:.3f}"])
+            results.append(result("hvm_cfg_create_vs_xl", hp / hx, 0.5,
+                                  f"HVM config (hda, cdrom, vif, VNC) to running, best of "
+                                  f"{args.hvm_rounds}: pyxen.toolstack.build {hp:.3f}s, "
+                                  f"xl create {hx:.3f}s"))
     print(table(rows, ["measure", "pyxen / first", "xl / last", "ratio"]))
     if args.json:
         print_json(results)

@@ -87,6 +87,38 @@ VGA_KINDS = {"none": 0, "stdvga": 16, "cirrus": 8}
 
 
 @dataclass(frozen=True)
+class EmulatedDisk:
+    """An IDE drive of an HVM guest's qemu, as libxl passes it: ``index`` 0..3 (hda..hdd),
+    ``path`` (None: an empty cdrom drive), ``cdrom``, ``devid`` (the vdev's number)."""
+
+    index: int
+    devid: int
+    path: str | None
+    cdrom: bool = False
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class EmulatedNic:
+    """An emulated NIC of an HVM guest's qemu (``model`` e1000, rtl8139, ...) on the tap
+    ``vif<domid>.<devid>-emu``, as libxl names it."""
+
+    devid: int
+    mac: str
+    model: str = "rtl8139"
+    bridge: str | None = None
+
+
+#: the NIC model libxl gives an HVM guest's emulated NIC when the config names none
+DEFAULT_NIC_MODEL = "rtl8139"
+
+
+def tap_name(domid: int, devid: int) -> str:
+    """The tap interface qemu makes for an emulated NIC (libxl's ``vif<d>.<n>-emu``)."""
+    return f"vif{domid}.{devid}-emu"
+
+
+@dataclass(frozen=True)
 class BuildSpec:
     """A guest, in xl's terms: ``memory``/``maxmem`` in MiB, ``cmdline`` is xl's
     ``extra`` (``root`` is prepended as ``root=...`` the way xl does).
@@ -133,6 +165,10 @@ class BuildSpec:
     device_model: str | None = None
     device_model_args: tuple = ()
     dm_timeout: float = 120.0
+    #: HVM: qemu's IDE drives and emulated NICs (the direct toolstack fills them from a
+    #: config's disk= and vif=; their PV backends are the toolstack's)
+    disks: tuple = ()
+    nics: tuple = ()
 
     @property
     def hvm(self) -> bool:
@@ -218,6 +254,22 @@ class BuildSpec:
         if isinstance(self.vncdisplay, bool) or not isinstance(self.vncdisplay, int) \
                 or not 0 <= self.vncdisplay < 100:
             raise bad(f"vncdisplay must be 0..99, not {self.vncdisplay!r}")
+        if not all(isinstance(d, EmulatedDisk) for d in self.disks) or not all(
+                isinstance(n, EmulatedNic) for n in self.nics):
+            raise bad("disks and nics must be EmulatedDisk and EmulatedNic values")
+        if len({d.index for d in self.disks}) != len(self.disks) or any(
+                not 0 <= d.index <= 3 for d in self.disks):
+            raise bad("IDE drives: hda..hdd, each once")
+        if len({n.devid for n in self.nics}) != len(self.nics) or any(
+                not re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", n.mac)
+                or not re.fullmatch(r"[a-z0-9_-]{1,32}", n.model)
+                or (n.bridge is not None and not re.fullmatch(r"[^\s,=/]{1,15}", n.bridge))
+                for n in self.nics):
+            raise bad("emulated NICs: one devid each, a mac aa:bb:cc:dd:ee:ff, a model name")
+        for d in self.disks:
+            if d.path is not None and (not isinstance(d.path, str) or "\0" in d.path
+                                       or "," in d.path):
+                raise bad(f"disk path {d.path!r} (qemu's -drive cannot take a comma)")
         if isinstance(self.device_model_args, str) or not all(
                 isinstance(a, str) and "\0" not in a for a in self.device_model_args):
             raise bad("device_model_args must be a sequence of strings")
@@ -227,7 +279,7 @@ class BuildSpec:
                     f == "vnclisten" and "," in v)):
                 raise bad(f"invalid {f} {v!r}")
         return replace(self, uuid=uid, device_model_args=tuple(self.device_model_args),
-                       **acts)
+                       disks=tuple(self.disks), nics=tuple(self.nics), **acts)
 
 
 @dataclass(frozen=True)
@@ -812,6 +864,25 @@ def device_model_argv(spec: "BuildSpec", domid: int, dm: str) -> list[str]:
         argv += ["-device", f"cirrus-vga,vgamem_mb={spec.video_mb}"]
     if spec.boot:
         argv += ["-boot", f"order={spec.boot}"]
+    for d in spec.disks:
+        if d.cdrom:   # libxl since 4.16: -drive if=none plus an ide-cd device, same id
+            drive_id = f"ide-{d.devid}"
+            drive = f"if=none,readonly=on,id={drive_id}"
+            if d.path:
+                drive += f",file={d.path},format=raw"
+            argv += ["-drive", drive, "-device",
+                     f"ide-cd,id={drive_id},drive={drive_id},bus=ide.{d.index // 2},"
+                     f"unit={d.index % 2}"]
+        else:
+            argv += ["-drive", f"file={d.path},if=ide,index={d.index},media=disk,"
+                               f"format=raw,cache=writeback"
+                               + (",readonly=on" if d.readonly else "")]
+    for n in spec.nics:
+        argv += ["-device", f"{n.model},id=nic{n.devid},netdev=net{n.devid},mac={n.mac}",
+                 "-netdev", f"type=tap,id=net{n.devid},ifname={tap_name(domid, n.devid)},"
+                            + (f"br={n.bridge}," if n.bridge else "")
+                            + "script=no,downscript=no"]
+
     if spec.vcpus > 1:
         argv += ["-smp", str(spec.vcpus)]
     argv += list(spec.device_model_args)

@@ -15,6 +15,7 @@ reported by :mod:`pyxen.config` as :class:`~pyxen.config.ConfigWarning`.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -25,7 +26,7 @@ from . import guest as _guest
 from . import xenstore as _xenstore
 from . import xspath
 from .config import DiskSpec, DomainConfig, DomainType, NicSpec
-from .devices import Devices, DiskInfo, NicInfo
+from .devices import DEFAULT_BRIDGE, Devices, DiskInfo, NicInfo, enslave
 from .errors import BuildError, PyxenError, UnsupportedConfigError
 from .types import LifecycleAction
 
@@ -65,8 +66,11 @@ def _refuse(key: str, why: str) -> UnsupportedConfigError:
 
 def _check_disk(d: DiskSpec, hvm: bool) -> None:
     what = f"disk {d.spec or d.vdev!r}"
-    if hvm:
-        raise _refuse("disk", f"{what}: emulated disks of HVM guests")
+    if hvm and not re.fullmatch(r"hd[a-d]", d.vdev):
+        raise _refuse("disk", f"{what}: vdev {d.vdev} (an HVM guest's emulated drives are "
+                              "built as IDE hda..hdd)")
+    if hvm and d.is_cdrom and not d.pdev_path:
+        return                          # an empty cdrom drive: qemu's alone
     if d.format not in ("raw", "unknown"):
         raise _refuse("disk", f"{what}: format={d.format} (raw only)")
     if d.backend not in ("unknown", "phy"):
@@ -82,9 +86,11 @@ def _check_disk(d: DiskSpec, hvm: bool) -> None:
 
 def _check_nic(n: NicSpec, hvm: bool) -> None:
     what = f"vif {n.spec or n.mac!r}"
-    if hvm:
-        raise _refuse("vif", f"{what}: emulated NICs of HVM guests")
-    if n.type not in (None, "vif"):
+    if hvm and n.type == "vif":
+        raise _refuse("vif", f"{what}: type=vif (PV only) for an HVM guest")
+    if hvm and n.model is not None and not re.fullmatch(r"[a-z0-9_-]{1,32}", n.model):
+        raise _refuse("vif", f"{what}: model={n.model}")
+    if not hvm and n.type not in (None, "vif"):
         raise _refuse("vif", f"{what}: type={n.type}")
     if n.script is not None and not n.script.endswith("vif-bridge"):
         raise _refuse("vif", f"{what}: script={n.script} (bridge mode only)")
@@ -133,6 +139,15 @@ def spec_from_config(cfg: DomainConfig, *, paused: bool = False) -> _guest.Build
     if cfg.vcpus is not None:
         kw["vcpus"] = cfg.vcpus
     if hvm:
+        from .devices import vdev_to_devid
+        kw["disks"] = tuple(_guest.EmulatedDisk(
+            index=ord(d.vdev[2]) - ord("a"), devid=vdev_to_devid(d.vdev), path=d.pdev_path or None,
+            cdrom=d.is_cdrom, readonly=not d.readwrite) for d in cfg.disks)
+        kw["nics"] = tuple(_guest.EmulatedNic(devid=i if n.devid is None else n.devid,
+                                              mac=n.mac.lower(),
+                                              model=n.model or _guest.DEFAULT_NIC_MODEL,
+                                              bridge=n.bridge or DEFAULT_BRIDGE)
+                           for i, n in enumerate(cfg.nics))
         kw.update(boot=cfg.boot, vnc=bool(cfg.vnc), sdl=bool(cfg.sdl),
                   device_model=cfg.device_model_override)
         if cfg.vnclisten is not None:
@@ -230,9 +245,15 @@ def build(cfg: DomainConfig, *, paused: bool = False, xc: _ctrl.Ctrl | None = No
         with Devices(xs, xc) as devs:
             for d in cfg.disks:
                 _interrupt.point("toolstack.disk")
-                disks.append(devs.attach_disk(g.domid, d, timeout=timeout, wait=False))
-            for n in cfg.nics:
+                if d.pdev_path:          # an empty HVM cdrom is qemu's alone
+                    disks.append(devs.attach_disk(g.domid, d, timeout=timeout, wait=False))
+            for i, n in enumerate(cfg.nics):
                 _interrupt.point("toolstack.vif")
+                if spec.hvm:             # the emulated NIC's tap, as vif-bridge does it
+                    devid = spec.nics[i].devid
+                    _interrupt.point("toolstack.tap")
+                    enslave(_guest.tap_name(g.domid, devid),
+                            devs.check_nic(g.domid, n)[4])
                 nics.append(devs.attach_nic(g.domid, n, timeout=timeout, wait=False))
         timings["devices"] = time.monotonic() - t0 - timings["domain"]
         step = "unpause"

@@ -236,7 +236,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """``pyxen demo``: the xm/xl walkthrough, in-process."""
     import os
     import time
-    from .. import guest, light
+    from .. import light
     work = args.workdir
     os.makedirs(work, exist_ok=True)
     demo = _Demo()
@@ -323,14 +323,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
             if demo.step("destroy", ["destroy", "winxp"]):
                 created.remove("winxp")
             demo.step("list", ["list"])
-        _direct_builds(demo, args, created)
+        _direct_builds(demo, args, created, pv_cfg, hvm_cfg)
     finally:
         if created:
             with light.open() as ctx:
                 for name in created:
                     try:
-                        if name.startswith("direct-"):  # built by pyxen.guest: its qemu too
-                            guest.destroy(guest.resolve(name))
+                        if name.startswith("direct-"):  # built without libxl: its devices too
+                            _destroy_direct(name)
                         else:
                             ctx.destroy(name)
                     except Exception:  # noqa: BLE001
@@ -349,34 +349,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _direct_builds(demo: "_Demo", args: argparse.Namespace, created: list[str]) -> None:
-    """The same guests built without libxl: pyxen.guest's in-process PV and HVM builds."""
+def _direct_builds(demo: "_Demo", args: argparse.Namespace, created: list[str],
+                   pv_cfg: str, hvm_cfg: str) -> None:
+    """The same two configs built without libxl: ``pyxen build CFG`` (pyxen.toolstack:
+    libxenguest, qemu-xen for HVM, the disks and vifs wired in-process)."""
     from .. import guest
-    kit = {"kernel": f"{GUEST_KIT}/vmlinuz", "ramdisk": f"{GUEST_KIT}/initrd.cpio.gz"}
     pv_marker, hvm_marker = "PYXEN-DEMO-DIRECT-PV", "PYXEN-DEMO-DIRECT-HVM"
-    if demo.step("build a PV guest directly (libxenguest, no libxl)",
-                 ["build", "--name", "direct-pv", "--kernel", kit["kernel"],
-                  "--ramdisk", kit["ramdisk"], "--memory", "128",
-                  "--extra", f"console=hvc0 pyxen.marker={pv_marker}"]):
-        created.append("direct-pv")
 
+    def devices(name: str) -> None:
+        demo.step("list", ["list"])
+        demo.step("block-list (what xl block-list shows)", ["block-list", name])
+        demo.step("network-list (what xl network-list shows)", ["network-list", name])
+
+    if demo.step("build the PV config directly: pyxen build CFG (no libxl)",
+                 ["build", pv_cfg, "name='direct-linux'",
+                  f"extra='console=hvc0 pyxen.action=wait pyxen.marker={pv_marker}'"]):
+        created.append("direct-linux")
         demo.step("console: the directly built guest's marker",
-                  fn=lambda: demo.console_marker("direct-pv", pv_marker))
-        if demo.step("destroy", ["destroy", "direct-pv"]):
-            created.remove("direct-pv")
+                  fn=lambda: demo.console_marker("direct-linux", pv_marker))
+        devices("direct-linux")
+        if demo.step("destroy (domain, disks, vif)", fn=lambda: _destroy_direct("direct-linux")):
+            created.remove("direct-linux")
     if args.no_hvm:
         return
-    if demo.step("build an HVM guest directly (hvmloader + SeaBIOS + qemu-xen, VNC on)",
-                 ["build", "--hvm", "--name", "direct-hvm", "--kernel", kit["kernel"],
-                  "--ramdisk", kit["ramdisk"], "--memory", "256", "--vnc",
-                  "--extra", f"console=ttyS0 pyxen.marker={hvm_marker}"]):
-        created.append("direct-hvm")
-        demo.step("list", ["list"])
-        demo.step("vnc: the directly built guest's display", ["vnc", "direct-hvm"])
+    if demo.step("build the HVM config directly: pyxen build CFG (hvmloader + SeaBIOS + "
+                 "qemu-xen with the IDE disk and the emulated NIC, VNC on)",
+                 ["build", hvm_cfg, "name='direct-winxp'",
+                  f"extra='console=ttyS0 pyxen.action=wait pyxen.marker={hvm_marker}'"]):
+        created.append("direct-winxp")
+        devices("direct-winxp")
+        demo.step("vnc: the directly built guest's display", ["vnc", "direct-winxp"])
         if args.hvm_wait > 0:
             def hvm_serial() -> bool:
-                domid = guest.resolve("direct-hvm")
-                demo.say(f"$ pyxen console --serial direct-hvm   (read non-interactively "
+                domid = guest.resolve("direct-winxp")
+                demo.say(f"$ pyxen console --serial direct-winxp   (read non-interactively "
                          f"until {hvm_marker}; up to {args.hvm_wait:.0f} s: hvmloader, "
                          f"SeaBIOS and the kernel run emulated)")
                 out = guest.serial_output(domid, timeout=args.hvm_wait,
@@ -386,8 +392,16 @@ def _direct_builds(demo: "_Demo", args: argparse.Namespace, created: list[str]) 
                 demo.say(lines[-1] if lines else out[-800:])
                 return bool(lines)
             demo.step("serial: the HVM guest's marker", fn=hvm_serial)
-        if demo.step("destroy", ["destroy", "direct-hvm"]):
-            created.remove("direct-hvm")
+        if demo.step("destroy (qemu, domain, disk, vif)",
+                     fn=lambda: _destroy_direct("direct-winxp")):
+            created.remove("direct-winxp")
+
+
+def _destroy_direct(name: str) -> bool:
+    from .. import guest, toolstack
+    print(f"$ pyxen destroy {name}   (pyxen.toolstack.destroy: qemu, domain, devices)")
+    toolstack.destroy(guest.resolve(name))
+    return True
 
 
 def _ncpus() -> int:

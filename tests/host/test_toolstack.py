@@ -56,9 +56,33 @@ def test_unbuilt_keys_refused_by_name(extra, key):
     assert isinstance(ei.value, (SpecError, PyxenError))
 
 
-def test_hvm_devices_refused_not_dropped():
-    c = config.parse_string("name='w'\ntype='hvm'\ndisk=['phy:/dev/loop0,hda,w']\n")
-    with pytest.raises(UnsupportedConfigError, match="emulated disks"):
+def test_hvm_drives_and_nics_as_libxl_passes_them_to_qemu():
+    from pyxen import guest
+    c = config.parse_string(
+        "name='winxp'\ntype='hvm'\nmemory=256\nboot='d'\nvnc=1\n"
+        "disk=['phy:/dev/loop0,hda,w', 'phy:/dev/loop1,ioemu:hdc:cdrom,r', ',hdd:cdrom,r']\n"
+        "vif=['bridge=xenbr0,mac=00:16:3E:38:D4:07', 'model=e1000']\n")
+    s = toolstack.spec_from_config(c)
+    assert [(d.index, d.devid, d.path, d.cdrom) for d in s.disks] == [
+        (0, 768, "/dev/loop0", False), (2, 5632, "/dev/loop1", True), (3, 5696, None, True)]
+    assert [(n.devid, n.mac, n.model) for n in s.nics] == [
+        (0, "00:16:3e:38:d4:07", "rtl8139"), (1, s.nics[1].mac, "e1000")]
+    argv = guest.device_model_argv(s, 7, "/qemu")
+    j = " ".join(argv)
+    assert "-drive file=/dev/loop0,if=ide,index=0,media=disk,format=raw,cache=writeback" in j
+    assert ("-drive if=none,readonly=on,id=ide-5632,file=/dev/loop1,format=raw -device "
+            "ide-cd,id=ide-5632,drive=ide-5632,bus=ide.1,unit=0") in j
+    assert "-drive if=none,readonly=on,id=ide-5696 -device ide-cd,id=ide-5696," in j
+    assert ("-device rtl8139,id=nic0,netdev=net0,mac=00:16:3e:38:d4:07 -netdev "
+            "type=tap,id=net0,ifname=vif7.0-emu,br=xenbr0,script=no,downscript=no") in j
+    assert "-device e1000,id=nic1,netdev=net1" in j and "-boot order=d" in j
+
+
+@pytest.mark.parametrize("disk", ["phy:/dev/loop0,xvda,w", "phy:/dev/loop0,sda,w",
+                                  "format=raw, vdev=hda, target=/dev/a,b"])
+def test_hvm_drives_it_cannot_build_refused(disk):
+    c = config.parse_string(f"name='w'\ntype='hvm'\ndisk=['{disk}']\n")
+    with pytest.raises((UnsupportedConfigError, SpecError, config.ConfigError)):
         toolstack.spec_from_config(c)
 
 

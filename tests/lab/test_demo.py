@@ -31,10 +31,14 @@ def test_demo_walkthrough():
                  "vcpu-pin", "pause", "unpause", "shutdown (and the domain-death notification)",
                  "create the HVM guest",
                  "vnc: where its display is served", "destroy",
-                 "build a PV guest directly (libxenguest, no libxl)",
+                 "build the PV config directly: pyxen build CFG (no libxl)",
                  "console: the directly built guest's marker",
-                 "build an HVM guest directly (hvmloader + SeaBIOS + qemu-xen, VNC on)",
-                 "vnc: the directly built guest's display"):
+                 "block-list (what xl block-list shows)",
+                 "network-list (what xl network-list shows)",
+                 "destroy (domain, disks, vif)",
+                 "build the HVM config directly: pyxen build CFG",
+                 "vnc: the directly built guest's display",
+                 "destroy (qemu, domain, disk, vif)"):
         assert f"-- ok: {step}" in out, step
     assert "FAILED" not in out
     assert "xen_version" in out and "Domain-0" in out
@@ -42,9 +46,13 @@ def test_demo_walkthrough():
     assert "PYXEN-DEMO-DIRECT-PV uname=" in out
     # the HVM guest's marker on its serial is waited for by the demo itself unless
     # --hvm-wait 0; tests/lab/test_guest_hvm.py boots HVM to its marker
-    assert "device model pid" in out.split("$ pyxen build --hvm")[1]
+    assert "device model pid" in out.split("$ pyxen build /")[2]
+    # the directly built guests' disks and vifs, as xl's block-list and network-list show
+    direct = out.split("$ pyxen build /")[1]
+    assert "xvda" in direct.split("$ pyxen block-list direct-linux")[1].split("$ pyxen")[0]
+    assert "00:16:3e:38:d4:07" in direct.split("$ pyxen network-list direct-linux")[1]
     # nothing the demo built is left: no domain, no qemu
-    names = {"linux", "winxp", "direct-pv", "direct-hvm"}
+    names = {"linux", "winxp", "direct-linux", "direct-winxp"}
     listed = subprocess.run(["xl", "list"], capture_output=True, text=True).stdout
     assert not names & {ln.split()[0] for ln in listed.splitlines()[1:] if ln.strip()}, listed
     assert not [a for a in _cmdlines() if "qemu-system" in a[0] and
