@@ -28,6 +28,7 @@ on_crash when xenstored fires ``@releaseDomain``.
 
 from __future__ import annotations
 
+import contextlib
 import errno as _errno
 import lzma
 import os
@@ -45,7 +46,7 @@ import termios
 import time
 import uuid as _uuid
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from . import _interrupt
 from . import cpuid as _cpuid
@@ -370,7 +371,7 @@ def remove_xenstore_entries(xs: _xenstore.XenStore, domid: int, uuid: str | None
     is removed even if an earlier one fails; the first failure is raised at the end."""
     first: BaseException | None = None
     try:
-        _remove_device_model(xs, domid)
+        remove_device_model(xs, domid)
     except _xenstore.XenStoreError as e:
         first = e
     paths = [f"/local/domain/{domid}", f"/libxl/{domid}"]
@@ -435,26 +436,30 @@ def wait_gone(xc: _ctrl.Ctrl, domid: int, timeout: float = 10.0) -> bool:
         time.sleep(0.05)
 
 
+@contextlib.contextmanager
+def handles(xc: _ctrl.Ctrl | None = None, xs: _xenstore.XenStore | None = None
+            ) -> Iterator[tuple[_ctrl.Ctrl, _xenstore.XenStore]]:
+    """``(xc, xs)``: the handles given, or ones opened here and closed on exit."""
+    with contextlib.ExitStack() as stack:
+        if xc is None:
+            xc = stack.enter_context(_ctrl.open())
+        if xs is None:
+            xs = stack.enter_context(_xenstore.open())
+        yield xc, xs
+
+
 def destroy(domid: int, *, xc: _ctrl.Ctrl | None = None, xs: _xenstore.XenStore | None = None,
             uuid: str | None = None) -> None:
     """Destroy a domain and remove its xenstore entries (what ``xl destroy`` does for a
     guest without devices); an HVM guest's device model is killed first."""
-    own_xc, own_xs = xc is None, xs is None
     reap_device_models()
-    xc = xc or _ctrl.open()
-    xs = xs or _xenstore.open()
-    try:
-        _remove_device_model(xs, domid)  # qemu first, as libxl does
+    with handles(xc, xs) as (xc, xs):
+        remove_device_model(xs, domid)  # qemu first, as libxl does
         try:
             xc.destroy(domid)
         except _ctrl.NoSuchDomainError:
             pass
         remove_xenstore_entries(xs, domid, uuid)
-    finally:
-        if own_xc:
-            xc.close()
-        if own_xs:
-            xs.close()
 
 
 # -- decompressed kernels ----------------------------------------------------------------
@@ -737,7 +742,7 @@ def device_model_pid(domid: int, xs: _xenstore.XenStore) -> int | None:
     return None
 
 
-def _remove_device_model(xs: _xenstore.XenStore, domid: int) -> None:
+def remove_device_model(xs: _xenstore.XenStore, domid: int) -> None:
     """Kill ``domid``'s qemu (pid from xenstore) and remove its traces: the
     device-model xenstore directory, the QMP socket and pyxen's serial log."""
     try:
@@ -938,7 +943,7 @@ class _Build:
             kill_device_model(self.domid, self.dm_pid)
         if self.spec.hvm:
             try:
-                _remove_device_model(self.xs, self.domid)
+                remove_device_model(self.xs, self.domid)
             except _xenstore.XenStoreError:
                 pass
         try:
@@ -1442,21 +1447,8 @@ def build(spec: "BuildSpec | DomainConfig", *, xc: _ctrl.Ctrl | None = None,
                                     f"{type(spec).__name__}")
     spec = spec.validated()
     reap_device_models()
-    own_xc, own_xs = xc is None, xs is None
-    xc = xc or _ctrl.open()
-    try:
-        xs = xs or _xenstore.open()
-    except BaseException:
-        if own_xc:
-            xc.close()
-        raise
-    try:
+    with handles(xc, xs) as (xc, xs):
         return _Build(spec, xc, xs, check_memory, kernel_cache).run()
-    finally:
-        if own_xc:
-            xc.close()
-        if own_xs:
-            xs.close()
 
 
 # -- console -----------------------------------------------------------------------------

@@ -132,12 +132,8 @@ def spec_from_config(cfg: DomainConfig, *, paused: bool = False) -> _guest.Build
                     cmdline=cfg.cmdline or "", uuid=cfg.uuid, paused=paused,
                     on_poweroff=cfg.on_poweroff, on_reboot=cfg.on_reboot,
                     on_crash=cfg.on_crash, type=cfg.type.value)
-    if cfg.memory is not None:
-        kw["memory"] = cfg.memory
-    if cfg.maxmem is not None:
-        kw["maxmem"] = cfg.maxmem
-    if cfg.vcpus is not None:
-        kw["vcpus"] = cfg.vcpus
+    kw.update({k: getattr(cfg, k) for k in ("memory", "maxmem", "vcpus")
+               if getattr(cfg, k) is not None})
     if hvm:
         from .devices import vdev_to_devid
         kw["disks"] = tuple(_guest.EmulatedDisk(
@@ -150,12 +146,8 @@ def spec_from_config(cfg: DomainConfig, *, paused: bool = False) -> _guest.Build
                            for i, n in enumerate(cfg.nics))
         kw.update(boot=cfg.boot, vnc=bool(cfg.vnc), sdl=bool(cfg.sdl),
                   device_model=cfg.device_model_override)
-        if cfg.vnclisten is not None:
-            kw["vnclisten"] = cfg.vnclisten
-        if cfg.vncdisplay is not None:
-            kw["vncdisplay"] = cfg.vncdisplay
-        if cfg.vncunused is not None:
-            kw["vncunused"] = cfg.vncunused
+        kw.update({k: getattr(cfg, k) for k in ("vnclisten", "vncdisplay", "vncunused")
+                   if getattr(cfg, k) is not None})
         if cfg.stdvga:
             kw["vga"] = "stdvga"
         if cfg.serial:
@@ -190,32 +182,19 @@ def destroy(domid: int, *, xc: _ctrl.Ctrl | None = None, xs: _xenstore.XenStore 
     """``xl destroy`` of a domain with devices: the device model killed, the domain
     destroyed, every vbd and vif detached (loop devices released, vifs off their
     bridges), then the domain's xenstore entries removed."""
-    own_xc, own_xs = xc is None, xs is None
-    xc = xc or _ctrl.open()
-    try:
-        xs = xs or _xenstore.open()
-    except BaseException:
-        if own_xc:
-            xc.close()
-        raise
-    try:
-        with _interrupt.deferred_sigint():   # a Ctrl-C waits for the teardown
-            _guest._remove_device_model(xs, domid)
-            try:
-                xc.destroy(domid)
-            except _ctrl.NoSuchDomainError:
-                pass
-            with Devices(xs, xc) as devs:
-                err = _remove_devices(devs, domid, timeout)
-            _guest.remove_xenstore_entries(xs, domid, uuid)
-            _guest.wait_gone(xc, domid, 10.0)
-        if err is not None:
-            raise err
-    finally:
-        if own_xs:
-            xs.close()
-        if own_xc:
-            xc.close()
+    with _guest.handles(xc, xs) as (xc, xs), \
+            _interrupt.deferred_sigint():    # a Ctrl-C waits for the teardown
+        _guest.remove_device_model(xs, domid)
+        try:
+            xc.destroy(domid)
+        except _ctrl.NoSuchDomainError:
+            pass
+        with Devices(xs, xc) as devs:
+            err = _remove_devices(devs, domid, timeout)
+        _guest.remove_xenstore_entries(xs, domid, uuid)
+        _guest.wait_gone(xc, domid, 10.0)
+    if err is not None:
+        raise err
 
 
 def build(cfg: DomainConfig, *, paused: bool = False, xc: _ctrl.Ctrl | None = None,
@@ -225,14 +204,12 @@ def build(cfg: DomainConfig, *, paused: bool = False, xc: _ctrl.Ctrl | None = No
     vifs, then unpause it (unless ``paused``). BuildError (``step`` "devices" for a
     device) after destroying everything built."""
     spec = spec_from_config(cfg, paused=True)
-    own_xc, own_xs = xc is None, xs is None
-    xc = xc or _ctrl.open()
-    try:
-        xs = xs or _xenstore.open()
-    except BaseException:
-        if own_xc:
-            xc.close()
-        raise
+    with _guest.handles(xc, xs) as (xc, xs):
+        return _build(cfg, spec, paused, xc, xs, timeout)
+
+
+def _build(cfg: DomainConfig, spec: _guest.BuildSpec, paused: bool, xc: _ctrl.Ctrl,
+           xs: _xenstore.XenStore, timeout: float) -> Domain:
     t0 = time.monotonic()
     g: _guest.Guest | None = None
     step = "domain"
@@ -272,11 +249,6 @@ def build(cfg: DomainConfig, *, paused: bool = False, xc: _ctrl.Ctrl | None = No
         if isinstance(e, BuildError) or not isinstance(e, (PyxenError, OSError)):
             raise
         raise BuildError(step, str(e), domid=g.domid if g else None, cause=e) from e
-    finally:
-        if own_xs:
-            xs.close()
-        if own_xc:
-            xc.close()
 
 
 def supervise(dom: Domain, *, until: Callable[[list[_guest.LifecycleEvent]], object]

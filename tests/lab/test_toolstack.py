@@ -4,9 +4,7 @@ destroyed leaving nothing behind, rolled back on a failing device or a Ctrl-C.""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -14,6 +12,7 @@ import uuid
 import pytest
 
 from conftest import loops_of, run_tool, wait_for
+from test_interrupts import sigint_at
 
 import pyxen._interrupt as interrupt
 
@@ -189,21 +188,6 @@ def test_a_failing_device_rolls_back_everything(T, xc, xs, guest_kit):
         assert wait_for(lambda: world(a) == before, 30), (world(a), before)
     finally:
         os.unlink(a)
-
-
-@contextlib.contextmanager
-def sigint_at(step: str):
-    hit = {"fired": False}
-
-    def hook(name: str) -> None:
-        if name == step and not hit["fired"]:
-            hit["fired"] = True
-            os.kill(os.getpid(), signal.SIGINT)
-    interrupt.FAULT = hook
-    try:
-        yield hit
-    finally:
-        interrupt.FAULT = None
 
 
 def test_ctrl_c_at_every_device_step_leaves_nothing(T, xc, xs, guest_kit):
