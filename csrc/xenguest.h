@@ -72,6 +72,10 @@ int xc_dom_boot_xen_init(struct xc_dom_image *dom, xc_interface *xch,
 int xc_dom_boot_mem_init(struct xc_dom_image *dom);
 int xc_dom_boot_image(struct xc_dom_image *dom);
 int xc_dom_gnttab_init(struct xc_dom_image *dom);
+/* what the parsed kernel says about itself: its GUEST_OS note, its supported features */
+char *xc_dom_guest_os(struct xc_dom_image *dom);
+bool xc_dom_feature_get(struct xc_dom_image *dom, unsigned int nr);
+#define XENFEAT_linux_rsdp_unrestricted ...
 bool xc_dom_translated(const struct xc_dom_image *dom);
 /* static inline in xenguest.h: the guest frame -> machine frame of an x86 PV guest */
 xen_pfn_t xc_dom_p2m(struct xc_dom_image *dom, xen_pfn_t pfn);

@@ -90,6 +90,8 @@ SUPERVISED_ACTIONS = (Action.DESTROY, Action.RESTART, Action.PRESERVE, Action.RE
 
 #: guest types build() knows (xl's ``type=``)
 GUEST_TYPES = ("pv", "hvm", "pvh")
+#: give PVH guests ACPI tables (a hardware-reduced platform with one local APIC per vCPU)
+PVH_ACPI = True
 #: emulated graphics cards for HVM guests (xl's ``vga=``) and their default videoram (MiB)
 VGA_KINDS = {"none": 0, "stdvga": 16, "cirrus": 8}
 
@@ -506,6 +508,78 @@ def clear_kernel_cache() -> None:
     """Forget the decompressed kernels kept between builds."""
     with _KERNELS_LOCK:
         _KERNELS.clear()
+
+
+# -- PVH: ACPI tables ---------------------------------------------------------------------
+
+#: the identification libacpi writes in every table (ACPI_OEM_ID, ACPI_OEM_TABLE_ID,
+#: ACPI_CREATOR_ID)
+_ACPI_OEM = (b"Xen", b"HVM", b"HVML")
+_FADT_HW_REDUCED_ACPI = 1 << 20            # FADT flags: no fixed hardware, no SCI, no FACS
+_FADT_PWR_BUTTON = 1 << 4                  # power button is a control method (none here)
+_FADT_SLP_BUTTON = 1 << 5
+_IAPC_NO_VGA = 1 << 2                      # FADT IA-PC boot architecture flags
+_IAPC_NO_CMOS_RTC = 1 << 5
+#: where the RSDP goes for a Linux that does not say it reads start_info's rsdp_paddr
+#: (below 1 MiB, where ACPI's search finds it: libxl__dom_load_acpi)
+RSDP_LEGACY_ADDRESS = 0x100000 - 64
+
+
+def _acpi_table(sig: bytes, revision: int, body: bytes) -> bytes:
+    """An ACPI table: the 36-byte description header (ACPI spec 5.2.6), then ``body``,
+    with the checksum making all bytes sum to zero."""
+    oem, table, creator = _ACPI_OEM
+    head = struct.pack("<4sIBB6s8sI4sI", sig, 36 + len(body), revision, 0, oem, table, 0,
+                       creator, 0)
+    raw = bytearray(head + body)
+    raw[9] = -sum(raw) & 0xFF
+    return bytes(raw)
+
+
+def pvh_acpi_tables(vcpus: int, base: int) -> tuple[bytes, bytes]:
+    """The ACPI tables of a PVH guest with ``vcpus`` vCPUs: a hardware-reduced ACPI 5
+    platform (the local APICs, nothing else), as the tables are laid out at guest
+    address ``base``. Returns (RSDP, tables): an RSDP (revision 2) pointing at the XSDT,
+    then the XSDT, FADT (revision 5), MADT and an empty DSDT, each 16-byte aligned.
+
+    libxl builds them with libacpi (``libxl__dom_load_acpi``); these carry what a Linux
+    PVH guest reads from them: the MADT's local APIC entries (APIC id ``2 * cpu``, as
+    libxl numbers them), which is how it finds its vCPUs, and a FADT flagged
+    HW_REDUCED_ACPI, which tells it there is no PIC, PIT, CMOS RTC, SCI or PM timer
+    (PVH emulates only the local APIC)."""
+    def align(n: int) -> int:
+        return (n + 15) & ~15
+
+    dsdt = _acpi_table(b"DSDT", 2, b"")
+    # MADT (5.2.12): local APIC address, flags (no PCAT_COMPAT: there is no 8259),
+    # then one Processor Local APIC structure (type 0, length 8) per vCPU
+    madt = _acpi_table(b"APIC", 3, struct.pack("<II", LAPIC_BASE_ADDRESS, 0) + b"".join(
+        struct.pack("<BBBBI", 0, 8, cpu, 2 * cpu, 1) for cpu in range(vcpus)))
+    off_xsdt = 0
+    xsdt_len = 36 + 8 * 2
+    off_fadt = align(off_xsdt + xsdt_len)
+    fadt_len = 268
+    off_madt = align(off_fadt + fadt_len)
+    off_dsdt = align(off_madt + len(madt))
+    # FADT (5.2.9), ACPI 5.0 layout: only DSDT/X_DSDT, the boot-architecture flags and
+    # the feature flags are non-zero
+    fbody = bytearray(fadt_len - 36)
+    struct.pack_into("<I", fbody, 40 - 36, base + off_dsdt)                  # DSDT
+    struct.pack_into("<H", fbody, 109 - 36, _IAPC_NO_VGA | _IAPC_NO_CMOS_RTC)
+    struct.pack_into("<I", fbody, 112 - 36, _FADT_HW_REDUCED_ACPI | _FADT_PWR_BUTTON
+                     | _FADT_SLP_BUTTON)
+    struct.pack_into("<Q", fbody, 140 - 36, base + off_dsdt)                 # X_DSDT
+    fadt = _acpi_table(b"FACP", 5, bytes(fbody))
+    xsdt = _acpi_table(b"XSDT", 1, struct.pack("<QQ", base + off_fadt, base + off_madt))
+    blob = bytearray(off_dsdt + len(dsdt))
+    for off, t in ((off_xsdt, xsdt), (off_fadt, fadt), (off_madt, madt), (off_dsdt, dsdt)):
+        blob[off:off + len(t)] = t
+    # RSDP (5.2.5.3): the first 20 bytes sum to zero, then all 36
+    rsdp = bytearray(struct.pack("<8sB6sBIIQB3s", b"RSD PTR ", 0, _ACPI_OEM[0], 2, 0, 36,
+                                 base + off_xsdt, 0, b""))
+    rsdp[8] = -sum(rsdp[:20]) & 0xFF
+    rsdp[32] = -sum(rsdp) & 0xFF
+    return bytes(rsdp), bytes(blob)
 
 
 # -- HVM: firmware, device model ---------------------------------------------------------
@@ -1361,9 +1435,32 @@ class _Build:
             dom.xenstore_evtchn = store_port
             dom.xenstore_domid = store_domid
 
+            acpi_ents: list[tuple[int, int, int]] = []
+
+            def acpi() -> int:
+                """libxl__dom_load_acpi: the tables as libxenguest's ACPI modules, the
+                RSDP below 1 MiB unless the kernel reads start_info's rsdp_paddr."""
+                if not PVH_ACPI:
+                    return 0
+                base = ACPI_INFO_PHYSICAL_ADDRESS + 4096
+                rsdp, tables = pvh_acpi_tables(spec.vcpus, base)
+                pages = (len(tables) + 4095) >> 12
+                linux = ffi.string(lib.xc_dom_guest_os(dom)) == b"linux"
+                rsdp_at = RSDP_LEGACY_ADDRESS if linux and not lib.xc_dom_feature_get(
+                    dom, lib.XENFEAT_linux_rsdp_unrestricted) else base + (pages << 12)
+                for i, (data, addr) in enumerate(((rsdp, rsdp_at), (tables, base))):
+                    buf = ffi.from_buffer("uint8_t[]", data)
+                    keep.append(buf)
+                    m = dom.acpi_modules[i]
+                    m.data, m.length, m.guest_addr_out = buf, len(data), addr
+                    acpi_ents.append((addr & ~0xFFF, len(data) + (addr & 0xFFF),
+                                      lib.E820_ACPI))
+                return 0
+
             def memmap() -> int:  # libxl_x86.c domain_construct_memmap for PVH
                 ents = [(0, lowmem_end, lib.E820_RAM),
                         (special, lib.X86_HVM_NR_SPECIAL_PAGES << 12, lib.E820_RESERVED)]
+                ents += acpi_ents
                 if highmem_end:
                     ents.append((1 << 32, highmem_end - (1 << 32), lib.E820_RAM))
                 e820 = ffi.new("struct e820entry[]", len(ents))
@@ -1378,6 +1475,7 @@ class _Build:
                     ("xc_dom_parse_image", lambda: lib.xc_dom_parse_image(dom)),
                     ("xc_dom_mem_init", lambda: lib.xc_dom_mem_init(dom, spec.memory)),
                     ("xc_dom_boot_mem_init", lambda: lib.xc_dom_boot_mem_init(dom)),
+                    ("acpi_tables", acpi),
                     ("xc_domain_set_memory_map", memmap),
                     ("xc_dom_build_image", lambda: lib.xc_dom_build_image(dom)),
                     ("xc_dom_boot_image", lambda: lib.xc_dom_boot_image(dom)),

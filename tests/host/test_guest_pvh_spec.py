@@ -67,3 +67,43 @@ def test_cli_pvh_without_kernel_is_usage_error(capsys):
     args = parser().parse_args(["build", "--name", "p", "--pvh"])
     assert cli_guest.cmd_build(args) == 2
     assert "--kernel is required for a PVH guest" in capsys.readouterr().err
+
+
+def _tables(blob, base, addr):
+    """signature -> bytes of the table at guest address ``addr`` inside ``blob``."""
+    import struct
+    off = addr - base
+    sig, length = struct.unpack_from("<4sI", blob, off)
+    return sig, blob[off:off + length]
+
+
+@pytest.mark.parametrize("vcpus", [1, 2, 7])
+def test_pvh_acpi_tables_are_well_formed(vcpus):
+    import struct
+    base = guest.ACPI_INFO_PHYSICAL_ADDRESS + 4096
+    rsdp, blob = guest.pvh_acpi_tables(vcpus, base)
+    assert len(rsdp) == 36 and rsdp[:8] == b"RSD PTR " and rsdp[15] == 2
+    assert sum(rsdp[:20]) & 0xFF == 0 and sum(rsdp) & 0xFF == 0
+    xsdt_addr = struct.unpack_from("<Q", rsdp, 24)[0]
+    sig, xsdt = _tables(blob, base, xsdt_addr)
+    assert sig == b"XSDT" and sum(xsdt) & 0xFF == 0
+    entries = struct.unpack_from(f"<{(len(xsdt) - 36) // 8}Q", xsdt, 36)
+    found = {}
+    for a in entries:
+        assert a % 16 == 0
+        s, t = _tables(blob, base, a)
+        assert sum(t) & 0xFF == 0, s
+        found[s] = t
+    assert set(found) == {b"FACP", b"APIC"}
+    fadt = found[b"FACP"]
+    assert len(fadt) == 268 and fadt[8] == 5
+    assert struct.unpack_from("<I", fadt, 112)[0] & (1 << 20)       # HW_REDUCED_ACPI
+    dsdt = struct.unpack_from("<Q", fadt, 140)[0]
+    assert struct.unpack_from("<I", fadt, 40)[0] == dsdt
+    s, t = _tables(blob, base, dsdt)
+    assert s == b"DSDT" and len(t) == 36 and sum(t) & 0xFF == 0
+    madt = found[b"APIC"]
+    assert struct.unpack_from("<I", madt, 36)[0] == guest.LAPIC_BASE_ADDRESS
+    lapics = [struct.unpack_from("<BBBBI", madt, o) for o in range(44, len(madt), 8)]
+    assert lapics == [(0, 8, c, 2 * c, 1) for c in range(vcpus)]
+    assert len(blob) < 16 * 4096  # within libxl's NUM_ACPI_PAGES
