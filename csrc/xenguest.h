@@ -10,6 +10,12 @@ struct xc_hvm_firmware_module {
     uint32_t  length;
     uint64_t  guest_addr_out;
 };
+/* the HVM special pages libxenguest places below 1 MiB (store, console, ioreq, ...):
+ * a PVH guest's memory map marks them reserved, as libxl does */
+#define X86_HVM_NR_SPECIAL_PAGES ...
+#define X86_HVM_END_SPECIAL_REGION ...
+/* how many ACPI blobs xc_dom_image.acpi_modules holds (the first is the RSDP) */
+#define MAX_ACPI_MODULES ...
 /* values of xc_dom_image.container_type (an anonymous enum in xenguest.h) */
 #define XC_DOM_PV_CONTAINER ...
 #define XC_DOM_HVM_CONTAINER ...
@@ -41,6 +47,12 @@ struct xc_dom_image {
     xen_pfn_t vga_hole_size;
     bool device_model;
     struct xc_hvm_firmware_module system_firmware_module;
+    /* PVH: ACPI tables libxenguest copies into the guest (module 0 is the RSDP, whose
+     * address goes into the start_info's rsdp_paddr) */
+    struct xc_hvm_firmware_module acpi_modules[...];   /* MAX_ACPI_MODULES */
+    /* PVH: the memory map libxenguest copies into the start_info page */
+    struct e820entry *e820;
+    unsigned int e820_entries;
     ...;
 };
 
@@ -60,6 +72,10 @@ int xc_dom_boot_xen_init(struct xc_dom_image *dom, xc_interface *xch,
 int xc_dom_boot_mem_init(struct xc_dom_image *dom);
 int xc_dom_boot_image(struct xc_dom_image *dom);
 int xc_dom_gnttab_init(struct xc_dom_image *dom);
+/* what the parsed kernel says about itself: its GUEST_OS note, its supported features */
+char *xc_dom_guest_os(struct xc_dom_image *dom);
+bool xc_dom_feature_get(struct xc_dom_image *dom, unsigned int nr);
+#define XENFEAT_linux_rsdp_unrestricted ...
 bool xc_dom_translated(const struct xc_dom_image *dom);
 /* static inline in xenguest.h: the guest frame -> machine frame of an x86 PV guest */
 xen_pfn_t xc_dom_p2m(struct xc_dom_image *dom, xen_pfn_t pfn);

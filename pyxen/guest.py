@@ -18,6 +18,16 @@ device model (``-xen-domid N -machine xenfv``, QMP socket, VNC/SDL/serial, direc
 boot) until xenstore's ``device-model/<domid>/state`` says running → unpause. Starting
 qemu is the one subprocess in pyxen's library code: Xen's HVM design needs it.
 
+PVH guests follow libxl's PVH path (``libxl__build_hvm`` without a device model): an HVM
+container whose only emulated device is the local APIC (``XEN_X86_EMU_LAPIC``) → max vcpus
+→ max mem → event channels → timer mode → paging pool → xc_dom_allocate with the kernel
+itself (its ``XEN_ELFNOTE_PHYS32_ENTRY`` is the entry point) and the ramdisk as a module,
+the MMIO hole below 4 GiB holding the LAPIC, ACPI and special pages → parse → mem init →
+boot mem init → the ACPI tables and the e820 map of ``libxl__arch_domain_finalise_hw_description``
+→ build → boot (libxenguest writes the start_info page with the command line, modules,
+memory map and RSDP, and sets the store/console HVM params) → gnttab → the PV-style
+xenstore entries and PV console → introduce → unpause. No device model runs.
+
 Any failure rolls back: the half-built domain is destroyed, its xenstore entries removed
 and its device model killed; :class:`BuildError` says which ``step`` failed and why.
 
@@ -82,7 +92,9 @@ SUPERVISED_ACTIONS = (Action.DESTROY, Action.RESTART, Action.PRESERVE, Action.RE
 
 
 #: guest types build() knows (xl's ``type=``)
-GUEST_TYPES = ("pv", "hvm")
+GUEST_TYPES = ("pv", "hvm", "pvh")
+#: give PVH guests ACPI tables (a hardware-reduced platform with one local APIC per vCPU)
+PVH_ACPI = True
 #: emulated graphics cards for HVM guests (xl's ``vga=``) and their default videoram (MiB)
 VGA_KINDS = {"none": 0, "stdvga": 16, "cirrus": 8}
 
@@ -132,6 +144,11 @@ class BuildSpec:
     any qemu ``-serial`` value. ``vnc``/``vnclisten``/``vncdisplay``/``vncunused``,
     ``sdl``, ``vga``/``videoram``, ``boot`` (qemu boot order, xl's ``boot=``) and
     ``device_model_args`` are passed to qemu the way libxl passes them.
+
+    ``type="pvh"`` builds a PVH guest: an HVM container with no device model, ``kernel``
+    (a Linux with ``CONFIG_PVH``) booted directly at its PVH entry point, ``ramdisk`` and
+    ``cmdline`` as for PV, the PV console. ``hap`` applies; the qemu and firmware options
+    do not and are refused.
     """
 
     name: str
@@ -177,6 +194,11 @@ class BuildSpec:
         return self.type == "hvm"
 
     @property
+    def pvh(self) -> bool:
+        """True for a PVH guest (an HVM container without a device model)."""
+        return self.type == "pvh"
+
+    @property
     def video_mb(self) -> int:
         """MiB of video memory the device model allocates (0 without a graphics card)."""
         if not self.hvm or self.vga == "none":
@@ -197,6 +219,27 @@ class BuildSpec:
     def maxmem_mb(self) -> int:
         """The memory ceiling in MiB (``maxmem``, else ``memory``)."""
         return self.maxmem if self.maxmem is not None else self.memory
+
+    def _check_pvh(self, bad: Callable[[str], SpecError]) -> None:
+        """The PVH-only checks: memory as for HVM, no device model or firmware options."""
+        if self.maxmem is not None and self.maxmem != self.memory:
+            raise bad("a PVH guest with maxmem > memory needs populate-on-demand, "
+                      "which pyxen does not build")
+        if self.hap is not None and not isinstance(self.hap, bool):
+            raise bad(f"hap must be a bool or None, not {self.hap!r}")
+        if self.features is not None:
+            raise bad("features is a PV kernel option (xc_dom_allocate's features); "
+                      "a PVH guest takes none")
+        hvm_only = [f for f in ("firmware", "system_firmware", "boot", "videoram",
+                                "device_model") if getattr(self, f) is not None]
+        hvm_only += [f for f in ("vnc", "sdl", "device_model_args") if getattr(self, f)]
+        hvm_only += ["vga"] * (self.vga != "none") + ["bios"] * (self.bios != "seabios")
+        if hvm_only:
+            raise bad(f"{', '.join(hvm_only)}: HVM device-model options; a PVH guest has "
+                      "no device model")
+        if self.serial not in (None, "file", "none"):
+            raise bad(f"serial {self.serial!r}: a PVH guest has no emulated serial port "
+                      "(its console is the PV console)")
 
     def validated(self) -> "BuildSpec":
         """A copy with a uuid and the on_* values as Actions; SpecError if invalid."""
@@ -235,6 +278,8 @@ class BuildSpec:
             raise bad("cmdline contains NUL")
         if self.type not in GUEST_TYPES:
             raise bad(f"type must be one of {', '.join(GUEST_TYPES)}, not {self.type!r}")
+        if self.pvh:
+            self._check_pvh(bad)
         if not self.hvm:
             return replace(self, uuid=uid, **acts)
         if self.maxmem is not None and self.maxmem != self.memory:
@@ -524,6 +569,78 @@ def clear_kernel_cache() -> None:
         _KERNELS.clear()
 
 
+# -- PVH: ACPI tables ---------------------------------------------------------------------
+
+#: the identification libacpi writes in every table (ACPI_OEM_ID, ACPI_OEM_TABLE_ID,
+#: ACPI_CREATOR_ID)
+_ACPI_OEM = (b"Xen", b"HVM", b"HVML")
+_FADT_HW_REDUCED_ACPI = 1 << 20            # FADT flags: no fixed hardware, no SCI, no FACS
+_FADT_PWR_BUTTON = 1 << 4                  # power button is a control method (none here)
+_FADT_SLP_BUTTON = 1 << 5
+_IAPC_NO_VGA = 1 << 2                      # FADT IA-PC boot architecture flags
+_IAPC_NO_CMOS_RTC = 1 << 5
+#: where the RSDP goes for a Linux that does not say it reads start_info's rsdp_paddr
+#: (below 1 MiB, where ACPI's search finds it: libxl__dom_load_acpi)
+RSDP_LEGACY_ADDRESS = 0x100000 - 64
+
+
+def _acpi_table(sig: bytes, revision: int, body: bytes) -> bytes:
+    """An ACPI table: the 36-byte description header (ACPI spec 5.2.6), then ``body``,
+    with the checksum making all bytes sum to zero."""
+    oem, table, creator = _ACPI_OEM
+    head = struct.pack("<4sIBB6s8sI4sI", sig, 36 + len(body), revision, 0, oem, table, 0,
+                       creator, 0)
+    raw = bytearray(head + body)
+    raw[9] = -sum(raw) & 0xFF
+    return bytes(raw)
+
+
+def pvh_acpi_tables(vcpus: int, base: int) -> tuple[bytes, bytes]:
+    """The ACPI tables of a PVH guest with ``vcpus`` vCPUs: a hardware-reduced ACPI 5
+    platform (the local APICs, nothing else), as the tables are laid out at guest
+    address ``base``. Returns (RSDP, tables): an RSDP (revision 2) pointing at the XSDT,
+    then the XSDT, FADT (revision 5), MADT and an empty DSDT, each 16-byte aligned.
+
+    libxl builds them with libacpi (``libxl__dom_load_acpi``); these carry what a Linux
+    PVH guest reads from them: the MADT's local APIC entries (APIC id ``2 * cpu``, as
+    libxl numbers them), which is how it finds its vCPUs, and a FADT flagged
+    HW_REDUCED_ACPI, which tells it there is no PIC, PIT, CMOS RTC, SCI or PM timer
+    (PVH emulates only the local APIC)."""
+    def align(n: int) -> int:
+        return (n + 15) & ~15
+
+    dsdt = _acpi_table(b"DSDT", 2, b"")
+    # MADT (5.2.12): local APIC address, flags (no PCAT_COMPAT: there is no 8259),
+    # then one Processor Local APIC structure (type 0, length 8) per vCPU
+    madt = _acpi_table(b"APIC", 3, struct.pack("<II", LAPIC_BASE_ADDRESS, 0) + b"".join(
+        struct.pack("<BBBBI", 0, 8, cpu, 2 * cpu, 1) for cpu in range(vcpus)))
+    off_xsdt = 0
+    xsdt_len = 36 + 8 * 2
+    off_fadt = align(off_xsdt + xsdt_len)
+    fadt_len = 268
+    off_madt = align(off_fadt + fadt_len)
+    off_dsdt = align(off_madt + len(madt))
+    # FADT (5.2.9), ACPI 5.0 layout: only DSDT/X_DSDT, the boot-architecture flags and
+    # the feature flags are non-zero
+    fbody = bytearray(fadt_len - 36)
+    struct.pack_into("<I", fbody, 40 - 36, base + off_dsdt)                  # DSDT
+    struct.pack_into("<H", fbody, 109 - 36, _IAPC_NO_VGA | _IAPC_NO_CMOS_RTC)
+    struct.pack_into("<I", fbody, 112 - 36, _FADT_HW_REDUCED_ACPI | _FADT_PWR_BUTTON
+                     | _FADT_SLP_BUTTON)
+    struct.pack_into("<Q", fbody, 140 - 36, base + off_dsdt)                 # X_DSDT
+    fadt = _acpi_table(b"FACP", 5, bytes(fbody))
+    xsdt = _acpi_table(b"XSDT", 1, struct.pack("<QQ", base + off_fadt, base + off_madt))
+    blob = bytearray(off_dsdt + len(dsdt))
+    for off, t in ((off_xsdt, xsdt), (off_fadt, fadt), (off_madt, madt), (off_dsdt, dsdt)):
+        blob[off:off + len(t)] = t
+    # RSDP (5.2.5.3): the first 20 bytes sum to zero, then all 36
+    rsdp = bytearray(struct.pack("<8sB6sBIIQB3s", b"RSD PTR ", 0, _ACPI_OEM[0], 2, 0, 36,
+                                 base + off_xsdt, 0, b""))
+    rsdp[8] = -sum(rsdp[:20]) & 0xFF
+    rsdp[32] = -sum(rsdp) & 0xFF
+    return bytes(rsdp), bytes(blob)
+
+
 # -- HVM: firmware, device model ---------------------------------------------------------
 
 #: x86 HVM memory layout constants (xen/hvm/e820.h, libxl_internal.h, libxl_x86.c)
@@ -531,6 +648,11 @@ HVM_BELOW_4G_MMIO_START = 0xF0000000
 HVM_BELOW_4G_MMIO_LENGTH = (1 << 32) - HVM_BELOW_4G_MMIO_START
 VGA_HOLE_PAGES = 0x20                     # LIBXL_VGA_HOLE_SIZE: 0xA0000-0xBFFFF
 GUEST_LOW_MEM_START = 0x100000            # GUEST_LOW_MEM_START_DEFAULT
+#: PVH: where the guest sees its local APIC and where libxl puts the ACPI tables
+#: (LAPIC_BASE_ADDRESS, ACPI_INFO_PHYSICAL_ADDRESS in tools/libacpi/libacpi.h); with the
+#: HVM special pages they sit in the MMIO hole below 4 GiB
+LAPIC_BASE_ADDRESS = 0xFEE00000
+ACPI_INFO_PHYSICAL_ADDRESS = 0xFC000000
 #: how long libxl waits for qemu to say "running" (LIBXL_DEVICE_MODEL_START_TIMEOUT)
 DEVICE_MODEL_START_TIMEOUT = 60.0
 #: where libxl keeps qemu's QMP socket and its logs
@@ -974,6 +1096,8 @@ class _Build:
     def _run(self) -> "Guest":
         if self.spec.hvm:
             return self._run_hvm()
+        if self.spec.pvh:
+            return self._run_pvh()
         spec = self.spec
         t0 = time.monotonic()
         self._mark("check_files")
@@ -1261,6 +1385,184 @@ class _Build:
         finally:
             lib.xc_dom_release(dom)
 
+    # -- PVH (libxl__domain_make → libxl__build_pre → libxl__build_hvm without a device
+    #    model → libxl__build_post → unpause) ---------------------------------------------
+
+    def _run_pvh(self) -> "Guest":
+        spec = self.spec
+        t0 = time.monotonic()
+        self._mark("check_files")
+        kernel = _readable(spec.kernel, "kernel")
+        ramdisk = _readable(spec.ramdisk, "ramdisk") if spec.ramdisk else None
+
+        self._mark("check_host")
+        info = self.xc.physinfo()
+        if _ctrl.VirtCaps.HVM not in info.virt_caps:
+            raise self._fail(f"this host cannot run PVH guests, which need HVM support "
+                             f"(virt_caps: {' '.join(info.virt_caps.xl_names()) or 'none'})",
+                             cls=UnsupportedGuestError)
+        hap = spec.hap if spec.hap is not None else _ctrl.VirtCaps.HAP in info.virt_caps
+        if hap and _ctrl.VirtCaps.HAP not in info.virt_caps:
+            raise self._fail("hap requested but this host has no HAP (EPT/NPT)",
+                             cls=UnsupportedGuestError)
+        max_kb = spec.memory * 1024
+        shadow_kb = 4 * (256 * spec.vcpus + 2 * (max_kb // 1024))
+        need_kb = max_kb + shadow_kb + MAXMEM_CONSTANT_KB + BUILD_OVERHEAD_KB
+        if self.check_memory and info.free_memory_kb < need_kb:
+            raise self._fail(f"guest needs {spec.memory} MiB (+{(need_kb - max_kb) // 1024} "
+                             f"MiB overhead) but the hypervisor has only "
+                             f"{info.free_memory_kb // 1024} MiB free",
+                             cls=InsufficientMemoryError)
+        if spec.name in domain_names(self.xs):
+            raise self._fail(f"a domain named {spec.name!r} already exists", cls=SpecError)
+
+        ffi, lib = xen()
+        # libxl__arch_domain_prepare_config: PVH emulates only the local APIC
+        domid = self._create_domain(hvm=True, hap=hap, max_vcpus=spec.vcpus,
+                                    emulation_flags=lib.XEN_X86_EMU_LAPIC)
+        xch = self.xc._p()
+        self._mark("max_vcpus")
+        self.xc.max_vcpus(domid, spec.vcpus)
+        self._mark("set_max_memory")
+        self.xc.set_max_memory(domid, max_kb + MAXMEM_CONSTANT_KB)
+        store_domid = _tool_domid(self.xs, "/tool/xenstored/domid")
+        console_domid = _tool_domid(self.xs, "/tool/xenconsoled/domid")
+        self._mark("evtchn_alloc_unbound")
+        store_port = self.xc.evtchn_alloc_unbound(domid, store_domid)
+        console_port = self.xc.evtchn_alloc_unbound(domid, console_domid)
+        # hvm_set_conf_params for PVH: the timer mode only (hpet and vpt_align are HVM's)
+        self._mark("xc_hvm_param_set")
+        self._xc_check(lib.xc_hvm_param_set(xch, domid, lib.HVM_PARAM_TIMER_MODE,
+                                            lib.HVMPTM_no_delay_for_missed_ticks),
+                       "xc_hvm_param_set")
+        self._mark("xc_set_paging_mempool_size")
+        try:
+            self._xc_check(lib.xc_set_paging_mempool_size(xch, domid, shadow_kb * 1024),
+                           "xc_set_paging_mempool_size")
+        except _ctrl.XenCtrlError as e:
+            raise self._fail(f"paging pool of {shadow_kb} kB: {e}", e,
+                             InsufficientMemoryError if e.errno == _errno.ENOMEM
+                             else BuildError) from e
+
+        store_pfn, console_pfn = self._libxenguest_pvh(kernel, ramdisk, store_port,
+                                                       store_domid, console_port,
+                                                       console_domid)
+
+        self._mark("xenstore_write")
+        guest = Guest(domid=domid, spec=spec, store_port=store_port, store_mfn=store_pfn,
+                      console_port=console_port, console_mfn=console_pfn,
+                      store_domid=store_domid, console_domid=console_domid,
+                      timings=self.timings)
+        self.xs.transact(lambda t: _write_entries(t, guest))
+        self._mark("introduce_domain")
+        self.xs.introduce_domain(domid, store_pfn, store_port)
+        return self._finish(guest, t0)
+
+    def _libxenguest_pvh(self, kernel: str, ramdisk: str | None, store_port: int,
+                         store_domid: int, console_port: int,
+                         console_domid: int) -> tuple[int, int]:
+        """libxl__build_hvm for PVH + libxl__domain_firmware (the kernel and ramdisk) +
+        libxl__build_dom with x86's finalise_hw_description (ACPI tables, e820)."""
+        spec, domid = self.spec, self.domid
+        ffi, lib = xen()
+        xch = self.xc._p()
+        self._mark("xc_dom_allocate")
+        dom = lib.xc_dom_allocate(xch, spec.full_cmdline.encode(), ffi.NULL)
+        if dom == ffi.NULL:
+            self._xc_check(-1, "xc_dom_allocate")
+        keep: list = []  # what libxenguest points into until xc_dom_release
+        try:
+            dom.container_type = lib.XC_DOM_HVM_CONTAINER
+            mem_size = spec.memory << 20
+            dom.target_pages = spec.memory << 8
+            dom.claim_enabled = 0
+            elf = None
+            if self.kernel_cache:
+                self._mark("kernel_image")
+                elf = kernel_image(kernel)
+            if elf is not None:
+                self._mark("xc_dom_kernel_mem")
+                blob = ffi.from_buffer("char[]", elf)
+                keep.append(blob)
+                self._xc_check(lib.xc_dom_kernel_mem(dom, blob, len(elf)), "xc_dom_kernel_mem")
+            else:
+                self._mark("xc_dom_kernel_file")
+                self._xc_check(lib.xc_dom_kernel_file(dom, kernel.encode()),
+                               "xc_dom_kernel_file")
+            if ramdisk:
+                self._mark("xc_dom_module_file")
+                self._xc_check(lib.xc_dom_module_file(dom, ramdisk.encode(), ffi.NULL),
+                               "xc_dom_module_file")
+            # no device model: the MMIO hole starts at the lowest of the special pages,
+            # the LAPIC and the ACPI tables (libxl__build_hvm)
+            special = (lib.X86_HVM_END_SPECIAL_REGION - lib.X86_HVM_NR_SPECIAL_PAGES) << 12
+            hole = min(special, LAPIC_BASE_ADDRESS, ACPI_INFO_PHYSICAL_ADDRESS)
+            dom.mmio_size = (1 << 32) - hole
+            mmio_start = hole
+            lowmem_end, highmem_end = mem_size, 0
+            if lowmem_end > mmio_start:
+                highmem_end = (1 << 32) + (lowmem_end - mmio_start)
+                lowmem_end = mmio_start
+            dom.lowmem_end, dom.highmem_end, dom.mmio_start = lowmem_end, highmem_end, \
+                mmio_start
+            dom.vga_hole_size = 0
+            dom.device_model = False
+            dom.max_vcpus = spec.vcpus
+            dom.console_evtchn = console_port
+            dom.console_domid = console_domid
+            dom.xenstore_evtchn = store_port
+            dom.xenstore_domid = store_domid
+
+            acpi_ents: list[tuple[int, int, int]] = []
+
+            def acpi() -> int:
+                """libxl__dom_load_acpi: the tables as libxenguest's ACPI modules, the
+                RSDP below 1 MiB unless the kernel reads start_info's rsdp_paddr."""
+                if not PVH_ACPI:
+                    return 0
+                base = ACPI_INFO_PHYSICAL_ADDRESS + 4096
+                rsdp, tables = pvh_acpi_tables(spec.vcpus, base)
+                pages = (len(tables) + 4095) >> 12
+                linux = ffi.string(lib.xc_dom_guest_os(dom)) == b"linux"
+                rsdp_at = RSDP_LEGACY_ADDRESS if linux and not lib.xc_dom_feature_get(
+                    dom, lib.XENFEAT_linux_rsdp_unrestricted) else base + (pages << 12)
+                for i, (data, addr) in enumerate(((rsdp, rsdp_at), (tables, base))):
+                    buf = ffi.from_buffer("uint8_t[]", data)
+                    keep.append(buf)
+                    m = dom.acpi_modules[i]
+                    m.data, m.length, m.guest_addr_out = buf, len(data), addr
+                    acpi_ents.append((addr & ~0xFFF, len(data) + (addr & 0xFFF),
+                                      lib.E820_ACPI))
+                return 0
+
+            def memmap() -> int:  # libxl_x86.c domain_construct_memmap for PVH
+                ents = [(0, lowmem_end, lib.E820_RAM),
+                        (special, lib.X86_HVM_NR_SPECIAL_PAGES << 12, lib.E820_RESERVED)]
+                ents += acpi_ents
+                if highmem_end:
+                    ents.append((1 << 32, highmem_end - (1 << 32), lib.E820_RAM))
+                e820 = ffi.new("struct e820entry[]", len(ents))
+                keep.append(e820)
+                for i, (addr, size, kind) in enumerate(ents):
+                    e820[i].addr, e820[i].size, e820[i].type = addr, size, kind
+                dom.e820, dom.e820_entries = e820, len(ents)
+                return lib.xc_domain_set_memory_map(xch, domid, e820, len(ents))
+
+            for step, call in (
+                    ("xc_dom_boot_xen_init", lambda: lib.xc_dom_boot_xen_init(dom, xch, domid)),
+                    ("xc_dom_parse_image", lambda: lib.xc_dom_parse_image(dom)),
+                    ("xc_dom_mem_init", lambda: lib.xc_dom_mem_init(dom, spec.memory)),
+                    ("xc_dom_boot_mem_init", lambda: lib.xc_dom_boot_mem_init(dom)),
+                    ("acpi_tables", acpi),
+                    ("xc_domain_set_memory_map", memmap),
+                    ("xc_dom_build_image", lambda: lib.xc_dom_build_image(dom)),
+                    ("xc_dom_boot_image", lambda: lib.xc_dom_boot_image(dom)),
+                    ("xc_dom_gnttab_init", lambda: lib.xc_dom_gnttab_init(dom))):
+                self._dom_step(step, call)
+            return int(dom.xenstore_pfn), int(dom.console_pfn)
+        finally:
+            lib.xc_dom_release(dom)  # before ``keep`` goes, with this frame
+
     def _spawn_device_model(self, guest: "Guest", dm: str) -> "Guest":
         """libxl__spawn_local_dm: the xenstore keys qemu and hvmloader read, then qemu
         itself (the one process Xen's HVM design needs), then wait for xenstore's
@@ -1388,7 +1690,11 @@ def _write_entries(t: _xenstore.Transaction, g: Guest) -> None:
               "control/feature-suspend", "control/sysrq", "device/suspend/event-channel",
               "data", "drivers", "feature", "attr", "error"):
         node(f"{dom}/{k}", perms=RW)       # the guest's own nodes
-    if spec.hvm:  # libxl__domain_build (HVM) and libxl__spawn_local_dm
+    if spec.pvh:  # libxl__domain_build (PVH): no image/ entries
+        for k, v in (("name", spec.name), ("uuid", spec.uuid),
+                     ("start_time", f"{time.time():.2f}")):
+            node(f"{vm}/{k}", v)
+    elif spec.hvm:  # libxl__domain_build (HVM) and libxl__spawn_local_dm
         for k, v in (("name", spec.name), ("uuid", spec.uuid), ("rtc/timeoffset", ""),
                      ("image/ostype", "hvm"), ("start_time", f"{time.time():.2f}")):
             node(f"{vm}/{k}", v)

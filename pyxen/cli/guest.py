@@ -1,4 +1,4 @@
-"""guest verbs: pyxen build (direct PV or HVM domain build) and pyxen console DOMAIN."""
+"""guest verbs: pyxen build (direct PV, PVH or HVM domain build) and pyxen console DOMAIN."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ ESCAPE = 0x1D  # Ctrl-]
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the direct-build verbs (build, console)."""
-    b = sub.add_parser("build", help="build and start a domain in-process (no libxl): "
-                                     "from an xl config file like xl create, or from flags")
+    b = sub.add_parser("build", help="build and start a PV, PVH or HVM domain in-process "
+                                     "(no libxl): from an xl config file like xl create, "
+                                     "or from flags")
     b.add_argument("config", nargs="?", help="xl domain config file (disks, vifs, on_*)")
     b.add_argument("extra_config", nargs="*", metavar="KEY=VALUE",
                    help="lines added to the config, as xl create takes them")
@@ -23,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with a config: stay in the foreground applying on_* until the "
                         "domain is gone (default: a small supervisor process does it)")
     b.add_argument("--name", help="the flag form's domain name (without a config)")
-    b.add_argument("--kernel", help="PV: required; HVM: direct kernel boot (optional)")
+    b.add_argument("--kernel", help="PV and PVH: required; HVM: direct kernel boot "
+                   "(optional)")
     b.add_argument("--ramdisk")
     b.add_argument("--memory", type=int, default=64, help="MiB (default 64)")
     b.add_argument("--maxmem", type=int, help="MiB (default: memory)")
@@ -38,8 +40,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                        choices=["destroy", "restart", "preserve", "rename-restart"])
     b.add_argument("--supervise", action="store_true",
                    help="stay and apply the on_* actions until the guest is gone")
+    t = b.add_mutually_exclusive_group()
+    t.add_argument("--type", choices=["pv", "pvh", "hvm"], help="guest type, xl's type= "
+                   "(default pv)")
+    t.add_argument("--pvh", action="store_const", dest="type", const="pvh",
+                   help="build a PVH guest (an HVM container, no device model; the kernel "
+                        "boots at its PVH entry point, console on hvc0)")
+    t.add_argument("--hvm", action="store_const", dest="type", const="hvm",
+                   help="build an HVM guest")
+    b.add_argument("--hap", action=argparse.BooleanOptionalAction, default=None,
+                   help="PVH/HVM: hardware-assisted paging (default: when the host has it)")
     h = b.add_argument_group("HVM (hvmloader + SeaBIOS + qemu-xen device model)")
-    h.add_argument("--hvm", action="store_true", help="build an HVM guest")
     h.add_argument("--firmware", help="hvmloader (default: the installed Xen's)")
     h.add_argument("--system-firmware", help="SeaBIOS image (default: "
                    "/usr/share/seabios/bios-256k.bin)")
@@ -80,8 +91,10 @@ def cmd_build(args: argparse.Namespace) -> int:
                            paused=args.paused, on_poweroff=args.on_poweroff,
                            on_reboot=args.on_reboot, on_crash=args.on_crash,
                            **_hvm_options(args))
-    if not args.hvm and not args.kernel:
-        print("pyxen build: --kernel is required for a PV guest", file=sys.stderr)
+    kind = args.type or "pv"
+    if kind != "hvm" and not args.kernel:
+        print(f"pyxen build: --kernel is required for a {kind.upper()} guest",
+              file=sys.stderr)
         return 2
     g = guest.build(spec)
     print(f"built {g.name}: domid {g.domid} uuid {g.uuid} "
@@ -169,9 +182,13 @@ def _spawn_supervisor(dom: object) -> None:
 
 
 def _hvm_options(args: argparse.Namespace) -> dict:
-    if not args.hvm:
+    kind = getattr(args, "type", None) or "pv"
+    hap = getattr(args, "hap", None)
+    if kind == "pv":
         return {}
-    return dict(type="hvm", firmware=args.firmware, system_firmware=args.system_firmware,
+    if kind == "pvh":
+        return dict(type="pvh", hap=hap)
+    return dict(type="hvm", hap=hap, firmware=args.firmware, system_firmware=args.system_firmware,
                 boot=args.boot, serial=args.serial, vnc=args.vnc, vnclisten=args.vnclisten,
                 vncdisplay=args.vncdisplay, sdl=args.sdl, vga=args.vga,
                 videoram=args.videoram, device_model=args.device_model,

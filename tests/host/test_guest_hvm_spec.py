@@ -28,7 +28,7 @@ def test_hvm_spec_validates_and_defaults():
 
 
 @pytest.mark.parametrize("bad", [
-    dict(type="pvh"), dict(maxmem=256), dict(bios="ovmf"), dict(vga="qxl"),
+    dict(type="hvm2"), dict(maxmem=256), dict(bios="ovmf"), dict(vga="qxl"),
     dict(videoram=0), dict(boot="x"), dict(boot=""), dict(kernel=None),
     dict(vncdisplay=100), dict(vncdisplay=True), dict(device_model_args="-S"),
     dict(device_model_args=("a\0b",)), dict(vnclisten="0.0.0.0,x"), dict(serial="a\0"),

@@ -129,9 +129,15 @@ def hvm_spec(G, kit, name):
                        uuid=str(uuid.uuid4()), vnc=False, serial="none")
 
 
-@pytest.mark.parametrize("kind", ["pv", "hvm"])
+def pvh_spec(G, kit, name):
+    return G.BuildSpec(name=name, type="pvh", kernel=kit["kernel"], ramdisk=kit["ramdisk"],
+                       memory=128, cmdline="console=hvc0 pyxen.action=wait",
+                       uuid=str(uuid.uuid4()))
+
+
+@pytest.mark.parametrize("kind", ["pv", "hvm", "pvh"])
 def test_guest_build_interrupted_at_every_step_leaves_nothing(xc, xs, G, guest_kit, kind):
-    make = pv_spec if kind == "pv" else hvm_spec
+    make = {"pv": pv_spec, "hvm": hvm_spec, "pvh": pvh_spec}[kind]
     name = f"pyxen-t-intr-{kind}"
     earlier = zombies()  # another test's children are not this one's concern
     with record() as seen:
@@ -159,7 +165,7 @@ def test_guest_build_interrupted_at_every_step_leaves_nothing(xc, xs, G, guest_k
         assert same(after, before), f"interrupt at {step} (second one during the rollback: " \
                                 f"{hit['again']}) left {after} (before: {before})"
     print(f"{kind}: interrupted at {len(tried)} steps: {' '.join(tried)}")
-    assert len(tried) >= (10 if kind == "pv" else 15)
+    assert len(tried) >= {"pv": 10, "hvm": 15, "pvh": 15}[kind]
 
 
 # -- light.create (libxl) ---------------------------------------------------------------
