@@ -88,14 +88,17 @@ def imgs():
         os.unlink(p)
 
 
+@pytest.mark.parametrize("kind", ["pv", "pvh"])
 def test_pv_config_boots_with_its_disks_and_vif_and_destroy_leaves_nothing(
-        T, xc, xs, guest_kit, imgs):
+        T, xc, xs, guest_kit, imgs, kind):
     from pyxen import config
     (a, b, c), loop = imgs
     disks = [f"file:{a},xvda,w",                                        # xm's file: form
              f"format=raw, vdev=xvdb, access=ro, target={b}",          # xl's key=value form
              f"phy:{loop},xvdc,w"]                                      # the legacy phy: form
-    cfg = config.parse_string(linux_cfg(guest_kit, "pyxen-ts-pv", disks))
+    cfg = config.parse_string(linux_cfg(guest_kit, "pyxen-ts-pv", disks,
+                                        extra_keys=f"type = '{kind}'\n"))
+    assert cfg.type.value == kind
     before = world(a, b)
     dom = T.build(cfg, xc=xc, xs=xs)
     domid = dom.domid
