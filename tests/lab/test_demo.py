@@ -49,7 +49,7 @@ def test_demo_walkthrough():
     assert "device model pid" in out.split("$ pyxen build /")[2]
     # the directly built guests' disks and vifs, as xl's block-list and network-list show
     direct = out.split("$ pyxen build /")[1]
-    assert "xvda" in direct.split("$ pyxen block-list direct-linux")[1].split("$ pyxen")[0]
+    assert "51712" in direct.split("$ pyxen block-list direct-linux")[1].split("$ pyxen")[0]
     assert "00:16:3e:38:d4:07" in direct.split("$ pyxen network-list direct-linux")[1]
     # nothing the demo built is left: no domain, no qemu
     names = {"linux", "winxp", "direct-linux", "direct-winxp"}

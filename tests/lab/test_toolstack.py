@@ -257,7 +257,14 @@ def test_hvm_config_qemu_serves_disk_cdrom_nic_and_vnc_as_libxl_does(T, tmp_path
         cfgf = tmp_path / "winxp.cfg"
         # libxl's view of the same config first: its qemu's arguments
         cfgf.write_text(winxp_cfg("pyxen-ts-xl", hd, iso))
-        r = subprocess.run(["xl", "create", "-p", str(cfgf)], capture_output=True, text=True)
+        for _ in range(2):   # libxl's own QMP timeouts may expire under the emulated lab
+            r = subprocess.run(["xl", "create", "-p", str(cfgf)], capture_output=True,
+                               text=True)
+            if r.returncode == 0 or "rc=-9" not in r.stderr:
+                break
+            print("xl create: libxl timed out talking to its qemu; once more:", r.stderr)
+            subprocess.run(["xl", "destroy", "pyxen-ts-xl"], capture_output=True)
+            assert wait_for(lambda: not loops_of(hd) and not loops_of(iso), 30)
         assert r.returncode == 0, r.stderr
         xl_domid = int(run_tool("xl", "domid", "pyxen-ts-xl"))
         try:
