@@ -189,6 +189,12 @@ def destroy(domid: int, *, xc: _ctrl.Ctrl | None = None, xs: _xenstore.XenStore 
             xc.destroy(domid)
         except _ctrl.NoSuchDomainError:
             pass
+        # the frontends go with their domain: each backend driver sees its other end
+        # gone and closes now, instead of waiting on a frontend that cannot answer
+        try:
+            xs.rm(f"{xspath.domain(domid)}/device")
+        except _xenstore.XenStoreError:
+            pass
         with Devices(xs, xc) as devs:
             err = _remove_devices(devs, domid, timeout)
         _guest.remove_xenstore_entries(xs, domid, uuid)
