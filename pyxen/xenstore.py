@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from _cffi_backend import CType
 
     from ._xen import FFI
+    from ._xswire import Batch, WireTransaction
 
 _T = TypeVar("_T")
 
@@ -378,6 +379,9 @@ class XenStore(Handle):
         if not raw:
             _raise("xs_open")
         self._adopt(_ffi, raw, _lib.xs_close)
+        self._flags = flags
+        self._pool: Any = None                # pyxen._xswire.ConnPool, on first batch
+        self._pool_lock = threading.Lock()
         if max_attempts is not None:
             if max_attempts < 1:
                 raise ArgumentError("max_attempts must be >= 1")
@@ -588,6 +592,56 @@ class XenStore(Handle):
                 result = fn(t)
         return result
 
+    # -- pipelined batches (pyxen._xswire) ------------------------------------------
+
+    def _wire_pool(self) -> Any:
+        """The pool of this handle's own wire connections (created on first use)."""
+        pool = self._pool
+        if pool is None:
+            self._p()
+            from ._xswire import ConnPool
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = ConnPool(self._flags)
+                pool = self._pool
+            if self._ptr is None:          # closed meanwhile: _on_close may have missed it
+                pool.close()
+        return pool
+
+    def _wire_exchange(self, reqs: list[tuple[int, int, bytes]]) -> list[tuple[int, bytes]]:
+        self._p()
+        return self._wire_pool().exchange(self, reqs)
+
+    def batch(self) -> "Batch":
+        """A pipelined batch: ``with xs.batch() as b: r = b.read(p); b.write(q, v)``, then
+        ``r.value``. The requests go out together on a connection of pyxen's own (at most
+        16 outstanding), the replies come back in order; the first failed request's
+        typed error is raised, every other request applied as xenstored applied it."""
+        self._p()
+        from ._xswire import Batch
+        return Batch(self)
+
+    def batch_transaction(self) -> "WireTransaction":
+        """One transaction attempt on a pipelined connection (``t.batch()`` works in it);
+        for ``with``, like transaction()."""
+        self._p()
+        from ._xswire import WireTransaction
+        return WireTransaction(self)
+
+    def batch_transactions(self, max_attempts: int | None = None,
+                           backoff: float = 0.002) -> "Attempts":
+        """transactions(), each attempt a batch_transaction()."""
+        return Attempts(self, max_attempts or self.max_attempts, backoff,
+                        self.batch_transaction)
+
+    def batch_transact(self, fn: Callable[["WireTransaction"], Any], *,
+                       max_attempts: int | None = None, backoff: float = 0.002) -> Any:
+        """transact() with batch transactions: ``fn(t)`` may use ``t.batch()``."""
+        for attempt in self.batch_transactions(max_attempts, backoff):
+            with attempt as t:
+                result = fn(t)  # type: ignore[arg-type]
+        return result
+
     # -- watches -----------------------------------------------------------------
     #
     # One dispatcher per handle: whichever consumer needs events drains xs_check_watch
@@ -734,6 +788,10 @@ class XenStore(Handle):
         """Run by close() (once): every pending watch read ends (HandleClosedError), every
         Watch's fileno turns readable; the handle-level fileno is closed."""
         self._reap()
+        with self._pool_lock:
+            pool = self._pool
+        if pool is not None:
+            pool.close()                 # idle connections now, busy ones when returned
         with self._watch_lock:
             queues = [q for _b, q, _r in self._routes.values()]
         for q in queues:
@@ -876,6 +934,13 @@ class Transaction:
         """``XenStore.set_permissions`` in this transaction."""
         self.xs.set_permissions(path, perms, self.id)
 
+    def batch(self) -> "Batch":
+        """Batches need their transaction on the batch connection: this (libxenstore)
+        transaction cannot have one; use ``xs.batch_transaction()``."""
+        raise TransactionUsageError("a libxenstore transaction lives on libxenstore's "
+                                    "connection, a batch on its own: use "
+                                    "xs.batch_transaction() (or batch_transactions())")
+
     def commit(self) -> None:
         """Commit; TransactionConflict (EAGAIN) if another writer got there first."""
         self._finish(False)
@@ -916,15 +981,17 @@ class Transaction:
 class Attempt:
     """One try of a retried transaction: ``with attempt as t:`` (see XenStore.transactions)."""
 
-    __slots__ = ("_xs", "number", "tx", "outcome")
+    __slots__ = ("_xs", "number", "tx", "outcome", "_start")
     tx: Transaction | None
     outcome: str | None
 
-    def __init__(self, xs: XenStore, number: int):
+    def __init__(self, xs: XenStore, number: int,
+                 start: Callable[[], Transaction] | None = None):
         self._xs, self.number, self.tx, self.outcome = xs, number, None, None
+        self._start = start or xs.transaction
 
     def __enter__(self) -> Transaction:
-        self.tx = self._xs.transaction()
+        self.tx = self._start()
         return self.tx
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
@@ -955,10 +1022,12 @@ class Attempt:
 class Attempts:
     """Iterator of :class:`Attempt`; stops after the first committed one."""
 
-    def __init__(self, xs: XenStore, max_attempts: int, backoff: float):
+    def __init__(self, xs: XenStore, max_attempts: int, backoff: float,
+                 start: Callable[[], Transaction] | None = None):
         if max_attempts < 1:
             raise ArgumentError("max_attempts must be >= 1")
         self.xs, self.max_attempts, self.backoff = xs, max_attempts, backoff
+        self._start = start
         self.attempts = 0
 
     def __iter__(self) -> Iterator[Attempt]:
@@ -969,7 +1038,7 @@ class Attempts:
                 # here (on a slow machine a fixed delay is far too short to help)
                 span = max(self.backoff, dur) * (1 << min(number - 2, 5))
                 time.sleep(random.uniform(0, span))
-            a = Attempt(self.xs, number)
+            a = Attempt(self.xs, number, self._start)
             self.attempts = number
             t0 = time.monotonic()
             yield a
