@@ -377,6 +377,7 @@ class ConnPool:
         self.closed = False
 
     def take(self, owner: object) -> Conn:
+        """An idle connection, or a new one; HandleClosedError once closed."""
         with self.lock:
             if self.closed:
                 raise HandleClosedError(owner)
@@ -385,6 +386,7 @@ class ConnPool:
         return Conn(self.flags)
 
     def give(self, c: Conn) -> None:
+        """Back to the pool (closed instead if the pool is closed, full or it broke)."""
         with self.lock:
             alive = c.sock is not None or c.fd >= 0
             if alive and not self.closed and len(self.idle) < POOL_MAX:
@@ -393,6 +395,7 @@ class ConnPool:
         c.close()
 
     def close(self) -> None:
+        """Close the idle connections; busy ones close when given back."""
         with self.lock:
             self.closed = True
             idle, self.idle = self.idle, []
@@ -401,6 +404,7 @@ class ConnPool:
 
     def exchange(self, owner: object, reqs: list[tuple[int, int, bytes]]
                  ) -> list[tuple[int, bytes]]:
+        """Conn.exchange on a connection taken for the call."""
         c = self.take(owner)
         try:
             with c.lock:

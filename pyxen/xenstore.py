@@ -333,15 +333,24 @@ _xs_write: Callable[..., Any]
 _xs_directory: Callable[..., Any]
 _xs_start: Callable[..., Any]
 _xs_end: Callable[..., Any]
+_xs_read1: Callable[..., Any]
+_xs_write1: Callable[..., Any]
+_unpack: Callable[..., Any]
+_valbuf: Callable[[], Any]       # a char[XENSTORE_PAYLOAD_MAX] for a value, not zeroed
 
 
 def _bind() -> None:
     """Cache ffi/lib and the hot functions as module globals (one dict lookup per use)."""
     global _ffi, _lib, _NULL, _UINTP, _new, _buffer, _from_buffer, _free
     global _xs_read, _xs_write, _xs_directory, _xs_start, _xs_end
+    global _xs_read1, _xs_write1, _unpack, _valbuf
     if _lib is not None:
         return
     ffi, lib = xen()
+    _xs_read1, _xs_write1, _unpack = lib.pyxen_xs_read, lib.pyxen_xs_write, ffi.unpack
+    alloc, vt = ffi.new_allocator(should_clear_after_alloc=False), \
+        ffi.typeof(f"char[{XENSTORE_PAYLOAD_MAX}]")
+    _valbuf = lambda: alloc(vt)  # noqa: E731
     _NULL = ffi.NULL
     _UINTP = ffi.typeof("unsigned int *")
     _new, _buffer, _from_buffer, _free = ffi.new, ffi.buffer, ffi.from_buffer, lib.free
@@ -418,13 +427,12 @@ class XenStore(Handle):
             b = _PATHS.get(path) or _p2b(path)
         except TypeError:  # unhashable (a bytearray) or not a path at all: the typed error
             b = check_path(path)
-        n = _new(_UINTP)
-        raw = _xs_read(p, tx, b, n)
-        if not raw:
+        # one C call (pyxen_xs_read copies the value and frees libxenstore's buffer)
+        buf = _valbuf()
+        n = _xs_read1(p, tx, b, buf, XENSTORE_PAYLOAD_MAX)
+        if n < 0:
             _raise("xs_read", path)
-        data = _buffer(raw, n[0])[:]
-        _free(raw)
-        return data
+        return _unpack(buf, n)
 
     def read_str(self, path: str | bytes, tx: int = 0, encoding: str = "utf-8") -> str:
         """``read``, decoded (UTF-8 by default)."""
@@ -454,7 +462,7 @@ class XenStore(Handle):
             b = check_path(path)
         if value.__class__ is not bytes:
             value = _value(value)
-        if not _xs_write(p, tx, b, _from_buffer(value), len(value)):
+        if not _xs_write1(p, tx, b, value, len(value)):
             _raise("xs_write", path)
 
     def ls(self, path: str | bytes, tx: int = 0) -> list[str]:
