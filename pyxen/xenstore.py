@@ -71,7 +71,6 @@ if TYPE_CHECKING:
     from _cffi_backend import CType
 
     from ._xen import FFI
-    from ._xswire import Batch, WireTransaction
 
 _T = TypeVar("_T")
 
@@ -1368,3 +1367,7 @@ def open(flags: int = 0, **kw: Any) -> XenStore:  # noqa: A001 - mirrors xs_open
     """``xs_open``: a XenStore handle. ``flags``: XS_OPEN_* (Xen 4.17's libxenstore
     ignores XS_OPEN_READONLY: there is no read-only socket any more)."""
     return XenStore(flags, **kw)
+
+
+# The pipelined batches (pyxen._xswire imports this module's names, so it comes last).
+from ._xswire import WINDOW, Batch, Reply, WireTransaction  # noqa: E402,F401
