@@ -11,3 +11,4 @@ cd /lab/work
 python3 -m pytest -v -p no:cacheprovider tests/lab/test_xenstore_batch.py; echo "BATCH_TESTS_RC $?"
 python3 benchmarks/xenstore_ops.py --json; echo "BENCH_RC $?"
 python3 -m pytest -q -p no:cacheprovider tests/lab/test_xenstore.py tests/lab/test_watches.py tests/lab/test_handles.py; echo "OLD_TESTS_RC $?"
+python3 -m pytest -q -p no:cacheprovider tests/lab/test_guest.py -k "paused_build_matches_xl or xenstore_tree_matches_xl"; echo "GUEST_TESTS_RC $?"
