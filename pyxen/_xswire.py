@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 WINDOW = 16                 # requests outstanding at once (see the module docstring)
 POOL_MAX = 8                # idle connections a handle keeps
 PAYLOAD_MAX = 4096          # XENSTORE_PAYLOAD_MAX (checked against the header below)
-XS_OPEN_SOCKETONLY = 1 << 0
 
 _w: Any = None              # the bound constants (one object, set by _wire())
 
@@ -113,7 +112,7 @@ class Conn:
                 return
         except OSError as e:
             err = e
-        if flags & XS_OPEN_SOCKETONLY:
+        if flags & w.lib.XS_OPEN_SOCKETONLY:
             raise xenstore_error(err.errno if err and err.errno else _errno.ENOENT,
                                  "connect", path)
         dev = os.environ.get("XENSTORED_PATH") or "/dev/xen/xenbus"
