@@ -335,21 +335,21 @@ _xs_end: Callable[..., Any]
 _xs_read1: Callable[..., Any]
 _xs_write1: Callable[..., Any]
 _unpack: Callable[..., Any]
-_valbuf: Callable[[], Any]       # a char[XENSTORE_PAYLOAD_MAX] for a value, not zeroed
+_alloc: Callable[..., Any]       # ffi.new without zeroing ...
+_VALBUF: CType                   # ... a char[XENSTORE_PAYLOAD_MAX] for a value
 
 
 def _bind() -> None:
     """Cache ffi/lib and the hot functions as module globals (one dict lookup per use)."""
     global _ffi, _lib, _NULL, _UINTP, _new, _buffer, _from_buffer, _free
     global _xs_read, _xs_write, _xs_directory, _xs_start, _xs_end
-    global _xs_read1, _xs_write1, _unpack, _valbuf
+    global _xs_read1, _xs_write1, _unpack, _alloc, _VALBUF
     if _lib is not None:
         return
     ffi, lib = xen()
     _xs_read1, _xs_write1, _unpack = lib.pyxen_xs_read, lib.pyxen_xs_write, ffi.unpack
-    alloc, vt = ffi.new_allocator(should_clear_after_alloc=False), \
-        ffi.typeof(f"char[{XENSTORE_PAYLOAD_MAX}]")
-    _valbuf = lambda: alloc(vt)  # noqa: E731
+    _alloc = ffi.new_allocator(should_clear_after_alloc=False)
+    _VALBUF = ffi.typeof(f"char[{XENSTORE_PAYLOAD_MAX}]")
     _NULL = ffi.NULL
     _UINTP = ffi.typeof("unsigned int *")
     _new, _buffer, _from_buffer, _free = ffi.new, ffi.buffer, ffi.from_buffer, lib.free
@@ -427,7 +427,7 @@ class XenStore(Handle):
         except TypeError:  # unhashable (a bytearray) or not a path at all: the typed error
             b = check_path(path)
         # one C call (pyxen_xs_read copies the value and frees libxenstore's buffer)
-        buf = _valbuf()
+        buf = _alloc(_VALBUF)
         n = _xs_read1(p, tx, b, buf, XENSTORE_PAYLOAD_MAX)
         if n < 0:
             _raise("xs_read", path)
