@@ -279,7 +279,8 @@ class Batch:
         return self._queue(_wire().RM, path, _path_bytes(path) + b"\0")
 
     def ls(self, path: str | bytes) -> Reply:
-        """Queue ``xs_directory``: the children's names."""
+        """Queue ``xs_directory``: the children's names (a listing over
+        XENSTORE_PAYLOAD_MAX is xenstored's E2BIG here; ``XenStore.ls`` pages it)."""
         return self._queue(_wire().DIRECTORY, path, _path_bytes(path) + b"\0")
 
     directory = ls
@@ -350,7 +351,7 @@ def _settle(replies: list[Reply], raw: list[tuple[int, bytes]]) -> list[Any]:
         if k == w.READ:
             v: Any = payload
         elif k == w.DIRECTORY:
-            v = [s.decode("ascii", "replace") for s in payload.split(b"\0")[:-1]]
+            v = [s.decode("ascii", "replace") for s in payload.split(b"\0") if s]
         elif k == w.GET_PERMS:
             ents = []
             for s in payload.split(b"\0"):
