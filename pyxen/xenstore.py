@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from _cffi_backend import CType
 
     from ._xen import FFI
+    from ._xswire import WINDOW, Batch, Reply, WireTransaction  # noqa: F401
 
 _T = TypeVar("_T")
 
@@ -1369,5 +1370,13 @@ def open(flags: int = 0, **kw: Any) -> XenStore:  # noqa: A001 - mirrors xs_open
     return XenStore(flags, **kw)
 
 
-# The pipelined batches (pyxen._xswire imports this module's names, so it comes last).
-from ._xswire import WINDOW, Batch, Reply, WireTransaction  # noqa: E402,F401
+# The pipelined batches live in pyxen._xswire, which imports this module's names: they
+# are looked up on first use (whichever of the two modules is imported first).
+_WIRE_NAMES = ("WINDOW", "Batch", "Reply", "WireTransaction")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WIRE_NAMES:
+        from . import _xswire
+        return getattr(_xswire, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
