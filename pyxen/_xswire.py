@@ -161,33 +161,30 @@ class Conn:
                 for i, (t, tx, p) in enumerate(reqs)]
         out: list[tuple[int, bytes]] = []
         sent = 0
-        buf = self.buf
         ffi, hdr_t, watch_event = w.ffi, w.hdr_t, w.WATCH_EVENT
+        low = WINDOW // 2
         try:
             while len(out) < n:
-                if sent < n and sent - len(out) < WINDOW:
+                # refill the window once half of it is answered (fewer system calls)
+                if sent < n and sent - len(out) <= low:
                     k = min(n, len(out) + WINDOW)
                     self._send(msgs[sent:k])
                     sent = k
-                self._recv()
                 buf = self.buf
-                while len(buf) >= hs:
+                if len(buf) >= hs:
                     h: Any = ffi.from_buffer(hdr_t, bytes(buf[:hs]))
                     typ, rid, size = int(h.type), int(h.req_id), int(h.len)
-                    if len(buf) < hs + size:
-                        break
-                    payload = bytes(buf[hs:hs + size])
-                    del buf[:hs + size]
-                    if typ == watch_event:
-                        continue           # no watches here; never ours
-                    if rid != (base + len(out)) & 0xFFFFFFFF:
-                        raise XenStoreError(_errno.EPROTO, call="xenstored connection",
-                                            detail=f"reply {rid} out of order")
-                    out.append((typ, payload))
-                    if len(out) == n:
-                        break
-                    if sent < n and sent - len(out) < WINDOW:
-                        break              # room in the window: send more first
+                    if len(buf) >= hs + size:
+                        payload = bytes(buf[hs:hs + size])
+                        del buf[:hs + size]
+                        if typ == watch_event:
+                            continue           # no watches here; never ours
+                        if rid != (base + len(out)) & 0xFFFFFFFF:
+                            raise XenStoreError(_errno.EPROTO, call="xenstored connection",
+                                                detail=f"reply {rid} out of order")
+                        out.append((typ, payload))
+                        continue
+                self._recv()                   # no complete reply buffered: wait
         except BaseException:
             self.close()                   # the stream's state is unknown now
             raise
