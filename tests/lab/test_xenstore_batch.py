@@ -188,13 +188,29 @@ def test_hostile_input_is_typed(xs, base):
     with pytest.raises(X.XenStorePermsError):
         b.set_permissions(f"{base}/v", "q0")
     assert len(b) == 0                          # nothing was queued
+    # a value filling the payload: the wire takes it; xenstored may refuse it by its own
+    # quota (oxenstored's quota-maxsize, 2048 B in Debian's config) exactly as it
+    # refuses libxenstore's xs_write of it, and the rest of the batch is applied
     path = f"{base}/v"
-    fits = b"y" * (X.XENSTORE_PAYLOAD_MAX - len(path) - 1)
-    b.write(path, fits)
+    full = b"y" * (X.XENSTORE_PAYLOAD_MAX - len(path) - 1)
+    try:
+        xs.write(f"{base}/single", full)
+        single = None
+    except X.XenStoreError as e:
+        single = e
+    b.write(path, full)
     r = b.read(path)
     b.rm(f"{base}/never-there")                 # xenstored: success
-    b.run()
-    assert r.value == fits
+    b.write(f"{base}/after", b"z")
+    if single is None:
+        b.run()
+        assert r.value == full
+    else:
+        with pytest.raises(type(single)) as ei:
+            b.run()
+        assert ei.value.errno == single.errno == errno.E2BIG and ei.value.path == path
+        assert isinstance(r.error, X.XenStoreNotFound)
+    assert [x.ok for x in b.replies[2:]] == [True, True] and xs.read(f"{base}/after") == b"z"
     with pytest.raises(X.TransactionUsageError):
         b.run()
     # what xenstored itself refuses comes back typed, the rest of the batch applied
