@@ -208,7 +208,7 @@ def test_hostile_input_is_typed(xs, base):
     else:
         with pytest.raises(type(single)) as ei:
             b.run()
-        assert ei.value.errno == single.errno == errno.E2BIG and ei.value.path == path
+        assert ei.value.errno == single.errno and ei.value.path == path
         assert isinstance(r.error, X.XenStoreNotFound)
     assert [x.ok for x in b.replies[2:]] == [True, True] and xs.read(f"{base}/after") == b"z"
     with pytest.raises(X.TransactionUsageError):
