@@ -9,7 +9,7 @@ c=_xswire.Conn(); print('batch transport:', 'socket' if c.sock else 'xenbus devi
 "
 cd /lab/work
 python3 -m pytest -v -p no:cacheprovider tests/lab/test_xenstore_batch.py; echo "BATCH_TESTS_RC $?"
-[ "$1" = quick ] || { python3 benchmarks/xenstore_ops.py --json; echo "BENCH_RC $?"; }
+python3 benchmarks/xenstore_ops.py --json --rounds 3; echo "BENCH_RC $?"
 python3 -m pytest -q -p no:cacheprovider tests/lab/test_xenstore.py tests/lab/test_watches.py tests/lab/test_handles.py; echo "OLD_TESTS_RC $?"
 python3 -m pytest -q -p no:cacheprovider tests/lab/test_guest.py -k "paused_build_matches_xl or xenstore_tree_matches_xl"; echo "GUEST_TESTS_RC $?"
 python3 -m pytest -q -p no:cacheprovider tests/lab/test_devices.py -k "file_disk_attach_read_list_detach or vdev_in_use or pyxen_attached_disk_listed_and_detached_by_xl"; echo "DEVICE_TESTS_RC $?"
