@@ -57,6 +57,7 @@ class _Wire:
         ffi, lib = xen()
         self.ffi, self.lib = ffi, lib
         self.hdr_t = ffi.typeof("struct xsd_sockmsg *")
+        self.hdrs_t = ffi.typeof("struct xsd_sockmsg[]")
         self.hdr_size = ffi.sizeof("struct xsd_sockmsg")
         self.READ, self.WRITE, self.MKDIR, self.RM = lib.XS_READ, lib.XS_WRITE, \
             lib.XS_MKDIR, lib.XS_RM
@@ -96,7 +97,7 @@ class Conn:
         self.lock = threading.Lock()
         self.sock: socket.socket | None = None
         self.fd = -1
-        self.buf = bytearray()
+        self.buf = b""             # bytes received past the last reply taken
         self.next_id = 0
         path = os.fsdecode(w.ffi.string(w.lib.xs_daemon_socket()))
         err: OSError | None = None
@@ -139,7 +140,7 @@ class Conn:
                 while view:
                     view = view[os.write(self.fd, view):]
 
-    def _recv(self) -> None:
+    def _recv(self) -> bytes:
         if self.sock is not None:
             data = self.sock.recv(65536)
         else:
@@ -147,7 +148,7 @@ class Conn:
         if not data:
             raise XenStoreError(_errno.ECONNRESET, call="xenstored connection",
                                 detail="xenstored closed the connection")
-        self.buf += data
+        return data
 
     def exchange(self, reqs: list[tuple[int, int, bytes]]) -> list[tuple[int, bytes]]:
         """Send (type, tx, payload) requests, at most WINDOW outstanding; the replies
@@ -157,12 +158,20 @@ class Conn:
         n = len(reqs)
         base = self.next_id
         self.next_id = (base + n) & 0xFFFFFFFF
-        msgs = [w.header(t, (base + i) & 0xFFFFFFFF, tx, len(p)) + p
-                for i, (t, tx, p) in enumerate(reqs)]
+        ffi, hdr_t, watch_event = w.ffi, w.hdr_t, w.WATCH_EVENT
+        # every header in one array the compiler lays out, then each followed by its payload
+        hdrs: Any = ffi.new(w.hdrs_t, n)
+        for i, (t, tx, p) in enumerate(reqs):
+            h: Any = hdrs[i]
+            h.type, h.req_id, h.tx_id, h.len = t, (base + i) & 0xFFFFFFFF, tx, len(p)
+        raw = ffi.buffer(hdrs)[:]
+        msgs = [raw[i * hs:(i + 1) * hs] + p for i, (_t, _tx, p) in enumerate(reqs)]
         out: list[tuple[int, bytes]] = []
         sent = 0
-        ffi, hdr_t, watch_event = w.ffi, w.hdr_t, w.WATCH_EVENT
         low = WINDOW // 2
+        buf = self.buf
+        off = 0
+        cb: Any = ffi.from_buffer(buf)
         try:
             while len(out) < n:
                 # refill the window once half of it is answered (fewer system calls)
@@ -170,13 +179,13 @@ class Conn:
                     k = min(n, len(out) + WINDOW)
                     self._send(msgs[sent:k])
                     sent = k
-                buf = self.buf
-                if len(buf) >= hs:
-                    h: Any = ffi.from_buffer(hdr_t, bytes(buf[:hs]))
-                    typ, rid, size = int(h.type), int(h.req_id), int(h.len)
-                    if len(buf) >= hs + size:
-                        payload = bytes(buf[hs:hs + size])
-                        del buf[:hs + size]
+                if len(buf) - off >= hs:
+                    h = ffi.cast(hdr_t, cb + off)
+                    size = h.len
+                    if len(buf) - off - hs >= size:
+                        typ, rid = h.type, h.req_id
+                        payload = buf[off + hs:off + hs + size]
+                        off += hs + size
                         if typ == watch_event:
                             continue           # no watches here; never ours
                         if rid != (base + len(out)) & 0xFFFFFFFF:
@@ -184,10 +193,14 @@ class Conn:
                                                 detail=f"reply {rid} out of order")
                         out.append((typ, payload))
                         continue
-                self._recv()                   # no complete reply buffered: wait
+                data = self._recv()            # no complete reply buffered: wait
+                buf = buf[off:] + data
+                off = 0
+                cb = ffi.from_buffer(buf)
         except BaseException:
             self.close()                   # the stream's state is unknown now
             raise
+        self.buf = buf[off:]
         return out
 
 
