@@ -9,6 +9,10 @@ benchmarks/xs_loop.c: /usr/lib/xen-4.17/bin/test-xenstore is a conformance teste
 prints no per-op times); xen.lowlevel.xs (Xen's own C extension); pyxs (pure Python);
 the xenstore-read/-write/-list tools as subprocesses. Measurements are interleaved in
 rounds and the best round counts. Ratio = pyxen's time / the anchor's (lower is better).
+Batches (pipelined requests on pyxen's own connection): ``batch_read_100`` is 100 reads of
+1 B in one batch against 100 ``xs_read`` calls in C; ``batch_write_30_tx`` is 30 writes
+of 1 B in one transaction (a device's worth: pyxen a batch inside ``batch_transaction()``)
+against C's start, 30 ``xs_write``, commit. Goals 0.3 and 0.4.
 Timings are never asserted: this prints a table and, with --json, one JSON line last.
 """
 
@@ -29,6 +33,9 @@ import pyxen.xenstore as X  # noqa: E402
 
 BASE = "/pyxen-bench"
 GOALS = {"c": 1.25, "lowlevel": 1.0, "pyxs": 0.33, "subprocess": 1.0}
+BATCH_GOALS = {"batch_read_100": 0.3, "batch_write_30_tx": 0.4}
+BATCH_NODE = {"batch_read_100": f"{BASE}/v1", "batch_write_30_tx": f"{BASE}/tx30"}
+BATCH_C = {"batch_read_100": ("read100", 1), "batch_write_30_tx": ("tx30", 1)}
 OPS = ["read_1b", "read_2000b", "write_1b", "write_2000b", "ls_10", "txn_empty", "txn_rmw"]
 NODE = {"read_1b": f"{BASE}/v1", "read_2000b": f"{BASE}/v2000", "write_1b": f"{BASE}/w1",
         "write_2000b": f"{BASE}/w2000", "ls_10": f"{BASE}/dir", "txn_empty": f"{BASE}/t",
@@ -83,6 +90,33 @@ def pyxen_ops(xs):
                         t.write(p, t.read(p))
         return f
     return {op: loop(op) for op in OPS}
+
+
+def pyxen_batch_ops(xs):
+    p1 = BATCH_NODE["batch_read_100"]
+    nodes = [f"{BASE}/tx30/n{k}" for k in range(30)]
+    batch, batch_transaction = xs.batch, xs.batch_transaction
+
+    def read100(n):
+        for _ in range(n):
+            with batch() as b:
+                rd = b.read
+                for _k in range(100):
+                    rd(p1)
+
+    def tx30(n):
+        for _ in range(n):
+            while True:
+                try:
+                    with batch_transaction() as t:
+                        with t.batch() as b:
+                            wr = b.write
+                            for node in nodes:
+                                wr(node, b"a")
+                    break
+                except X.TransactionConflict:
+                    continue
+    return {"batch_read_100": read100, "batch_write_30_tx": tx30}
 
 
 def lowlevel_ops():
@@ -217,7 +251,17 @@ def main() -> int:
         print(f"# C loop unavailable: {e}", file=sys.stderr)
         c = None
     r = Rounds(args.rounds)
+    batch_ops = pyxen_batch_ops(xs)
     for rnd in range(args.rounds):
+        for op, f in batch_ops.items():
+            f(2)                                       # warm up
+            r.add(op, "pyxen", per_op(f, max(1, args.n // 10)))
+            if c is not None:
+                cop, size = BATCH_C[op]
+                out = subprocess.run([c.exe, cop, BATCH_NODE[op], str(size),
+                                      str(max(1, args.n // 10))], check=True,
+                                     capture_output=True, text=True).stdout
+                r.add(op, "c", float(out.strip()))
         for op in OPS:
             for name, ops in impls.items():
                 if ops and op in ops:
@@ -248,6 +292,18 @@ def main() -> int:
                 detail += "; the issue sets no goal here, 1.0 means not slower"
             results.append(result(f"{op}_vs_{a}", ratio, goal, detail))
         rows.append(row)
+    for op, goal in BATCH_GOALS.items():
+        mine, t = r.best(op, "pyxen"), r.best(op, "c")
+        if t is None:
+            continue
+        ratio = mine / t
+        rows.append([op, f"{mine * 1e3:.3f}", f"{t * 1e3:.3f}", f"{ratio:.2f}"]
+                    + ["-"] * (2 * len(anchors) - 2))
+        results.append(result(f"{op}_vs_c", ratio, goal,
+                              f"pyxen {mine * 1e3:.3f} ms vs C {t * 1e3:.3f} ms per batch "
+                              f"(best of {args.rounds} interleaved rounds; medians "
+                              f"{r.median(op, 'pyxen') * 1e3:.3f} vs "
+                              f"{r.median(op, 'c') * 1e3:.3f} ms)"))
     header = ["op (ms/op)", "pyxen"]
     for a in anchors:
         header += [a, f"x{a[:4]}"]

@@ -1,5 +1,5 @@
 /* The C anchor for benchmarks/xenstore_ops.py: N libxenstore operations in a loop,
- * timed inside the process. Usage: xs_loop OP PATH SIZE N  (OP: read write ls txn rmw)
+ * timed inside the process. Usage: xs_loop OP PATH SIZE N  (OP: read write ls txn rmw read100 tx30)
  * Prints the seconds per operation. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +17,7 @@ static double now(void)
 int main(int argc, char **argv)
 {
     if (argc != 5) {
-        fprintf(stderr, "usage: %s read|write|ls|txn|rmw PATH SIZE N\n", argv[0]);
+        fprintf(stderr, "usage: %s read|write|ls|txn|rmw|read100|tx30 PATH SIZE N\n", argv[0]);
         return 2;
     }
     const char *op = argv[1], *path = argv[2];
@@ -48,6 +48,24 @@ int main(int argc, char **argv)
                     void *v = xs_read(h, t, path, &len);
                     if (!v || !xs_write(h, t, path, v, len)) { perror("rmw"); return 1; }
                     free(v);
+                }
+                if (xs_transaction_end(h, t, false))
+                    break;
+            }
+        } else if (!strcmp(op, "read100")) {     /* the batch anchor: 100 reads */
+            for (unsigned k = 0; k < 100; k++) {
+                void *v = xs_read(h, XBT_NULL, path, &len);
+                if (!v) { perror("xs_read"); return 1; }
+                free(v);
+            }
+        } else if (!strcmp(op, "tx30")) {        /* 30 writes in one transaction */
+            char node[256];
+            for (;;) {
+                xs_transaction_t t = xs_transaction_start(h);
+                if (!t) { perror("xs_transaction_start"); return 1; }
+                for (unsigned k = 0; k < 30; k++) {
+                    snprintf(node, sizeof(node), "%s/n%u", path, k);
+                    if (!xs_write(h, t, node, buf, size)) { perror("xs_write"); return 1; }
                 }
                 if (xs_transaction_end(h, t, false))
                     break;

@@ -1,5 +1,6 @@
 /* C side of pyxen._xen: the real Xen headers, plus a xentoollog logger whose
  * vmessage callback formats the message and hands it to Python. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,4 +115,30 @@ static int pyxen_xlu_settings(const XLU_Config *cfg, const char **names, int *li
         }
     }
     return n;
+}
+
+/* xs_read into the caller's buffer in one C call (libxenstore's buffer freed here):
+ * the value's length, or -1 with errno set (E2BIG if it does not fit in cap). */
+static int pyxen_xs_read(struct xs_handle *h, xs_transaction_t t, const char *path,
+                         char *out, unsigned int cap)
+{
+    unsigned int len;
+    void *v = xs_read(h, t, path, &len);
+    if (!v)
+        return -1;
+    if (len > cap) {
+        free(v);
+        errno = E2BIG;
+        return -1;
+    }
+    memcpy(out, v, len);
+    free(v);
+    return (int)len;
+}
+
+/* xs_write with the value as a char pointer, so that Python bytes pass as they are. */
+static bool pyxen_xs_write(struct xs_handle *h, xs_transaction_t t, const char *path,
+                           const char *data, unsigned int len)
+{
+    return xs_write(h, t, path, data, len);
 }

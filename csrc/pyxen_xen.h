@@ -24,3 +24,10 @@ int pyxen_xlu_settings(const XLU_Config *cfg, const char **names, int *linenos, 
 FILE *open_memstream(char **ptr, size_t *sizeloc);
 int fflush(FILE *stream);
 int fclose(FILE *stream);
+
+/* xs_read copying into out[cap] (one call, no free() from Python): length or -1/errno. */
+int pyxen_xs_read(struct xs_handle *h, xs_transaction_t t, const char *path, char *out,
+                  unsigned int cap);
+/* xs_write taking the value as const char * (Python bytes pass without a from_buffer). */
+bool pyxen_xs_write(struct xs_handle *h, xs_transaction_t t, const char *path,
+                    const char *data, unsigned int len);

@@ -59,3 +59,24 @@ char *xs_control_command(struct xs_handle *h, const char *cmd, void *data, unsig
 bool xs_strings_to_perms(struct xs_permissions *perms, unsigned int num, const char *strings);
 const char *xs_daemon_socket(void);
 const char *xs_daemon_socket_ro(void);
+
+/* xen/io/xs_wire.h (included by xenstore_lib.h): the wire protocol pyxen.xenstore's
+ * pipelined batches speak on their own connection to xenstored. */
+enum xsd_sockmsg_type {
+    XS_CONTROL, XS_DIRECTORY, XS_READ, XS_GET_PERMS, XS_WATCH, XS_UNWATCH,
+    XS_TRANSACTION_START, XS_TRANSACTION_END, XS_INTRODUCE, XS_RELEASE,
+    XS_GET_DOMAIN_PATH, XS_WRITE, XS_MKDIR, XS_RM, XS_SET_PERMS, XS_WATCH_EVENT,
+    XS_ERROR, XS_IS_DOMAIN_INTRODUCED, XS_RESUME, XS_SET_TARGET, ...
+};
+struct xsd_sockmsg {
+    uint32_t type;
+    uint32_t req_id;
+    uint32_t tx_id;
+    uint32_t len;
+    ...;
+};
+struct xsd_errors {
+    int errnum;
+    const char *errstring;
+};
+static const struct xsd_errors xsd_errors[...];

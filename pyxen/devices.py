@@ -59,7 +59,7 @@ from .errors import (BackendDomainError, DeviceBusyError, DeviceError,  # noqa: 
 
 if TYPE_CHECKING:
     from .ctrl import Ctrl
-    from .xenstore import Transaction, Watch, XenStore
+    from .xenstore import Transaction, Watch, WireTransaction, XenStore
 
 _R = TypeVar("_R")
 
@@ -793,31 +793,44 @@ class Devices:
         fe_perms = X.Permissions(domid, X.Perm.NONE, (X.DomainPerm(bdom, X.Perm.READ),))
         be_perms = X.Permissions(bdom, X.Perm.NONE, (X.DomainPerm(domid, X.Perm.READ),))
 
-        def body(t: Transaction) -> None:
-            if t.exists(fe) or t.exists(lx):
+        def body(t: WireTransaction) -> None:
+            # two pipelined batches in one transaction on pyxen's own connection: what
+            # is there, then every node (libxenstore would take a round trip for each)
+            probe = t.batch()
+            there = [probe.read(p) for p in (fe, lx, be)]
+            try:
+                probe.run()
+            except X.XenStoreNotFound:
+                pass
+            for r in there:
+                if r.error is not None and not isinstance(r.error, X.XenStoreNotFound):
+                    raise r.error
+            if there[0].ok or there[1].ok:
                 raise DeviceBusyError(f"{kind} {devid} is already attached to domain {domid}")
-            t.write(f"{lx}/frontend", fe)
-            t.write(f"{lx}/backend", be)
-            t.mkdir(fe)
-            t.set_permissions(fe, fe_perms)
-            t.write(f"{fe}/backend", be)
+            b = t.batch()
+            b.write(f"{lx}/frontend", fe)
+            b.write(f"{lx}/backend", be)
+            b.mkdir(fe)
+            b.set_permissions(fe, fe_perms)
+            b.write(f"{fe}/backend", be)
             for k, v in front.items():
-                t.write(f"{fe}/{k}", v)
-                t.set_permissions(f"{fe}/{k}", fe_perms)
+                b.write(f"{fe}/{k}", v)
+                b.set_permissions(f"{fe}/{k}", fe_perms)
             for k, v in (ro_front or {}).items():
-                t.write(f"{fe}/{k}", v)
-                t.set_permissions(f"{fe}/{k}", be_perms)
-            if t.exists(be):
-                t.rm(be)
-            t.mkdir(be)
-            t.set_permissions(be, be_perms)
-            t.write(f"{be}/frontend", fe)
+                b.write(f"{fe}/{k}", v)
+                b.set_permissions(f"{fe}/{k}", be_perms)
+            if there[2].ok:
+                b.rm(be)
+            b.mkdir(be)
+            b.set_permissions(be, be_perms)
+            b.write(f"{be}/frontend", fe)
             for k, v in back.items():
-                t.write(f"{be}/{k}", v)
+                b.write(f"{be}/{k}", v)
             for k, v in back.items():
-                t.write(f"{lx}/{k}", v)
+                b.write(f"{lx}/{k}", v)
+            b.run()
 
-        self.xs.transact(body)
+        self.xs.batch_transact(body)
 
     def _state(self, path: str) -> XenbusState | None:
         return XenbusState.parse(self.xs.get(f"{path}/state"))

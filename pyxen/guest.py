@@ -1148,7 +1148,7 @@ class _Build:
                       console_port=console_port, console_mfn=console_mfn,
                       store_domid=store_domid, console_domid=console_domid,
                       timings=self.timings)
-        self.xs.transact(lambda t: _write_entries(t, guest))
+        self.xs.batch_transact(lambda t: _write_entries(t, guest))
         self._mark("introduce_domain")
         self.xs.introduce_domain(domid, store_mfn, store_port)
         return self._finish(guest, t0)
@@ -1312,7 +1312,7 @@ class _Build:
                       console_port=console_port, console_mfn=console_pfn,
                       store_domid=store_domid, console_domid=console_domid,
                       timings=self.timings)
-        self.xs.transact(lambda t: _write_entries(t, guest))
+        self.xs.batch_transact(lambda t: _write_entries(t, guest))
         self._mark("introduce_domain")
         self.xs.introduce_domain(domid, store_pfn, store_port)
 
@@ -1648,29 +1648,27 @@ RW = "n{d}"        # libxl's rwperm: the guest owns
 NO = "n0"          # libxl's noperm: dom0 only
 
 
-def _write_entries(t: _xenstore.Transaction, g: Guest) -> None:
+def _write_entries(t: _xenstore.WireTransaction, g: Guest) -> None:
     """The xenstore entries libxl (4.17) writes for a PV guest with only its primary
     console (libxl__domain_make, libxl__build_post, libxl__device_console_add): same
     paths, values and permissions as ``xl create`` of the same guest.
 
     xenstored gives a node created by dom0 its parent's permissions, so permissions are
     set only where they differ from the parent's (each xenstore request costs a round
-    trip to xenstored, which dominates this step)."""
+    trip to xenstored, which dominates this step). All of them go as one pipelined batch
+    in the transaction; removing a node that is not there is no error."""
+    b = t.batch()
     d, spec = g.domid, g.spec
     dom, vm, lx = f"/local/domain/{d}", f"/vm/{spec.uuid}", f"/libxl/{d}"
     cdom = g.console_domid
     be = f"/local/domain/{cdom}/backend/console/{d}/0"
 
     def node(path: str, value: object = "", perms: str | None = None) -> None:
-        t.write(path, str(value))
+        b.write(path, str(value))
         if perms is not None:
-            t.set_permissions(path, perms.format(d=d, c=cdom))
+            b.set_permissions(path, perms.format(d=d, c=cdom))
 
-    for p in (dom, vm, lx, f"/local/domain/{cdom}/backend/console/{d}"):
-        try:
-            t.rm(p)
-        except _xenstore.XenStoreNotFound:
-            pass
+    rms = [b.rm(p) for p in (dom, vm, lx, f"/local/domain/{cdom}/backend/console/{d}")]
     node(dom, perms=RO)                    # everything below inherits n0 r<domid>
     node(vm, perms=RO)
     node(lx, perms=NO)
@@ -1728,6 +1726,14 @@ def _write_entries(t: _xenstore.Transaction, g: Guest) -> None:
                  ("device/console/0/backend", be)) + tuple(
                      (f"device/console/0/{k}", v) for k, v in dev):
         node(f"{lx}/{k}", v)
+    try:
+        b.run()
+    except _xenstore.XenStoreNotFound:
+        pass
+    for r in b.replies:                    # any error but a missing node's rm counts
+        if r.error is not None and not (r in rms and
+                                        isinstance(r.error, _xenstore.XenStoreNotFound)):
+            raise r.error
 
 
 def build(spec: "BuildSpec | DomainConfig", *, xc: _ctrl.Ctrl | None = None,

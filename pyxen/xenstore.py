@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from _cffi_backend import CType
 
     from ._xen import FFI
+    from ._xswire import WINDOW, Batch, Reply, WireTransaction  # noqa: F401
 
 _T = TypeVar("_T")
 
@@ -332,15 +333,24 @@ _xs_write: Callable[..., Any]
 _xs_directory: Callable[..., Any]
 _xs_start: Callable[..., Any]
 _xs_end: Callable[..., Any]
+_xs_read1: Callable[..., Any]
+_xs_write1: Callable[..., Any]
+_unpack: Callable[..., Any]
+_alloc: Callable[..., Any]       # ffi.new without zeroing ...
+_VALBUF: CType                   # ... a char[XENSTORE_PAYLOAD_MAX] for a value
 
 
 def _bind() -> None:
     """Cache ffi/lib and the hot functions as module globals (one dict lookup per use)."""
     global _ffi, _lib, _NULL, _UINTP, _new, _buffer, _from_buffer, _free
     global _xs_read, _xs_write, _xs_directory, _xs_start, _xs_end
+    global _xs_read1, _xs_write1, _unpack, _alloc, _VALBUF
     if _lib is not None:
         return
     ffi, lib = xen()
+    _xs_read1, _xs_write1, _unpack = lib.pyxen_xs_read, lib.pyxen_xs_write, ffi.unpack
+    _alloc = ffi.new_allocator(should_clear_after_alloc=False)
+    _VALBUF = ffi.typeof(f"char[{XENSTORE_PAYLOAD_MAX}]")
     _NULL = ffi.NULL
     _UINTP = ffi.typeof("unsigned int *")
     _new, _buffer, _from_buffer, _free = ffi.new, ffi.buffer, ffi.from_buffer, lib.free
@@ -378,6 +388,9 @@ class XenStore(Handle):
         if not raw:
             _raise("xs_open")
         self._adopt(_ffi, raw, _lib.xs_close)
+        self._flags = flags
+        self._pool: Any = None                # pyxen._xswire.ConnPool, on first batch
+        self._pool_lock = threading.Lock()
         if max_attempts is not None:
             if max_attempts < 1:
                 raise ArgumentError("max_attempts must be >= 1")
@@ -414,13 +427,12 @@ class XenStore(Handle):
             b = _PATHS.get(path) or _p2b(path)
         except TypeError:  # unhashable (a bytearray) or not a path at all: the typed error
             b = check_path(path)
-        n = _new(_UINTP)
-        raw = _xs_read(p, tx, b, n)
-        if not raw:
+        # one C call (pyxen_xs_read copies the value and frees libxenstore's buffer)
+        buf = _alloc(_VALBUF)
+        n = _xs_read1(p, tx, b, buf, XENSTORE_PAYLOAD_MAX)
+        if n < 0:
             _raise("xs_read", path)
-        data = _buffer(raw, n[0])[:]
-        _free(raw)
-        return data
+        return _unpack(buf, n)
 
     def read_str(self, path: str | bytes, tx: int = 0, encoding: str = "utf-8") -> str:
         """``read``, decoded (UTF-8 by default)."""
@@ -450,7 +462,7 @@ class XenStore(Handle):
             b = check_path(path)
         if value.__class__ is not bytes:
             value = _value(value)
-        if not _xs_write(p, tx, b, _from_buffer(value), len(value)):
+        if not _xs_write1(p, tx, b, value, len(value)):
             _raise("xs_write", path)
 
     def ls(self, path: str | bytes, tx: int = 0) -> list[str]:
@@ -586,6 +598,56 @@ class XenStore(Handle):
         for attempt in self.transactions(max_attempts, backoff):
             with attempt as t:
                 result = fn(t)
+        return result
+
+    # -- pipelined batches (pyxen._xswire) ------------------------------------------
+
+    def _wire_pool(self) -> Any:
+        """The pool of this handle's own wire connections (created on first use)."""
+        pool = self._pool
+        if pool is None:
+            self._p()
+            from ._xswire import ConnPool
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = ConnPool(self._flags)
+                pool = self._pool
+            if self._ptr is None:          # closed meanwhile: _on_close may have missed it
+                pool.close()
+        return pool
+
+    def _wire_exchange(self, reqs: list[tuple[int, int, bytes]]) -> list[tuple[int, bytes]]:
+        self._p()
+        return self._wire_pool().exchange(self, reqs)
+
+    def batch(self) -> "Batch":
+        """A pipelined batch: ``with xs.batch() as b: r = b.read(p); b.write(q, v)``, then
+        ``r.value``. The requests go out together on a connection of pyxen's own (at most
+        16 outstanding), the replies come back in order; the first failed request's
+        typed error is raised, every other request applied as xenstored applied it."""
+        self._p()
+        from ._xswire import Batch
+        return Batch(self)
+
+    def batch_transaction(self) -> "WireTransaction":
+        """One transaction attempt on a pipelined connection (``t.batch()`` works in it);
+        for ``with``, like transaction()."""
+        self._p()
+        from ._xswire import WireTransaction
+        return WireTransaction(self)
+
+    def batch_transactions(self, max_attempts: int | None = None,
+                           backoff: float = 0.002) -> "Attempts":
+        """transactions(), each attempt a batch_transaction()."""
+        return Attempts(self, max_attempts or self.max_attempts, backoff,
+                        self.batch_transaction)
+
+    def batch_transact(self, fn: Callable[["WireTransaction"], Any], *,
+                       max_attempts: int | None = None, backoff: float = 0.002) -> Any:
+        """transact() with batch transactions: ``fn(t)`` may use ``t.batch()``."""
+        for attempt in self.batch_transactions(max_attempts, backoff):
+            with attempt as t:
+                result = fn(t)  # type: ignore[arg-type]
         return result
 
     # -- watches -----------------------------------------------------------------
@@ -734,6 +796,10 @@ class XenStore(Handle):
         """Run by close() (once): every pending watch read ends (HandleClosedError), every
         Watch's fileno turns readable; the handle-level fileno is closed."""
         self._reap()
+        with self._pool_lock:
+            pool = self._pool
+        if pool is not None:
+            pool.close()                 # idle connections now, busy ones when returned
         with self._watch_lock:
             queues = [q for _b, q, _r in self._routes.values()]
         for q in queues:
@@ -876,6 +942,13 @@ class Transaction:
         """``XenStore.set_permissions`` in this transaction."""
         self.xs.set_permissions(path, perms, self.id)
 
+    def batch(self) -> "Batch":
+        """Batches need their transaction on the batch connection: this (libxenstore)
+        transaction cannot have one; use ``xs.batch_transaction()``."""
+        raise TransactionUsageError("a libxenstore transaction lives on libxenstore's "
+                                    "connection, a batch on its own: use "
+                                    "xs.batch_transaction() (or batch_transactions())")
+
     def commit(self) -> None:
         """Commit; TransactionConflict (EAGAIN) if another writer got there first."""
         self._finish(False)
@@ -916,15 +989,17 @@ class Transaction:
 class Attempt:
     """One try of a retried transaction: ``with attempt as t:`` (see XenStore.transactions)."""
 
-    __slots__ = ("_xs", "number", "tx", "outcome")
+    __slots__ = ("_xs", "number", "tx", "outcome", "_start")
     tx: Transaction | None
     outcome: str | None
 
-    def __init__(self, xs: XenStore, number: int):
+    def __init__(self, xs: XenStore, number: int,
+                 start: Callable[[], Transaction] | None = None):
         self._xs, self.number, self.tx, self.outcome = xs, number, None, None
+        self._start = start or xs.transaction
 
     def __enter__(self) -> Transaction:
-        self.tx = self._xs.transaction()
+        self.tx = self._start()
         return self.tx
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
@@ -955,10 +1030,12 @@ class Attempt:
 class Attempts:
     """Iterator of :class:`Attempt`; stops after the first committed one."""
 
-    def __init__(self, xs: XenStore, max_attempts: int, backoff: float):
+    def __init__(self, xs: XenStore, max_attempts: int, backoff: float,
+                 start: Callable[[], Transaction] | None = None):
         if max_attempts < 1:
             raise ArgumentError("max_attempts must be >= 1")
         self.xs, self.max_attempts, self.backoff = xs, max_attempts, backoff
+        self._start = start
         self.attempts = 0
 
     def __iter__(self) -> Iterator[Attempt]:
@@ -969,7 +1046,7 @@ class Attempts:
                 # here (on a slow machine a fixed delay is far too short to help)
                 span = max(self.backoff, dur) * (1 << min(number - 2, 5))
                 time.sleep(random.uniform(0, span))
-            a = Attempt(self.xs, number)
+            a = Attempt(self.xs, number, self._start)
             self.attempts = number
             t0 = time.monotonic()
             yield a
@@ -1291,3 +1368,15 @@ def open(flags: int = 0, **kw: Any) -> XenStore:  # noqa: A001 - mirrors xs_open
     """``xs_open``: a XenStore handle. ``flags``: XS_OPEN_* (Xen 4.17's libxenstore
     ignores XS_OPEN_READONLY: there is no read-only socket any more)."""
     return XenStore(flags, **kw)
+
+
+# The pipelined batches live in pyxen._xswire, which imports this module's names: they
+# are looked up on first use (whichever of the two modules is imported first).
+_WIRE_NAMES = ("WINDOW", "Batch", "Reply", "WireTransaction")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WIRE_NAMES:
+        from . import _xswire
+        return getattr(_xswire, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -133,14 +133,28 @@ def name(xs: XenStore, domid: int) -> str | None:
     return None if raw is None else raw.decode("utf-8", "replace")
 
 
+def _raw_names(xs: XenStore, ids: list[int]) -> dict[int, bytes]:
+    """domid → raw ``name`` node for those of ``ids`` that have one: one pipelined batch
+    (a round trip per window of requests, not per domain)."""
+    from .xenstore import XenStoreNotFound
+    b = xs.batch()
+    replies = [(d, b.read(f"{domain(d)}/name")) for d in ids]
+    try:
+        b.run()
+    except XenStoreNotFound:
+        pass
+    out: dict[int, bytes] = {}
+    for d, r in replies:
+        if r.error is None:
+            out[d] = r.value
+        elif not isinstance(r.error, XenStoreNotFound):
+            raise r.error
+    return out
+
+
 def names(xs: XenStore) -> dict[int, str]:
     """domid → name of every domain xenstore knows a name of."""
-    out: dict[int, str] = {}
-    for d in domids(xs):
-        n = name(xs, d)
-        if n is not None:
-            out[d] = n
-    return out
+    return {d: n.decode("utf-8", "replace") for d, n in _raw_names(xs, domids(xs)).items()}
 
 
 def resolve(xs: XenStore, dom: int | str, *, alive: Callable[[int], bool] | None = None,
@@ -161,7 +175,8 @@ def resolve(xs: XenStore, dom: int | str, *, alive: Callable[[int], bool] | None
         if not 0 <= domid <= DOMID_MAX or (alive is not None and not alive(domid)):
             raise error(f"{printable(str(dom))} is an invalid {what} identifier")
         return domid
-    claims = [d for d in domids(xs) if xs.get(f"{domain(d)}/name") == dom.encode()]
+    want = dom.encode()
+    claims = [d for d, n in _raw_names(xs, domids(xs)).items() if n == want]
     if len(claims) > 1 and alive is not None:
         claims = [d for d in claims if alive(d)]
     if len(claims) > 1:
