@@ -221,6 +221,8 @@ class GrantTable(StableHandle):
                     off, port = _notify(notify_offset, notify_port, size)
                     addr = lib.xengnttab_map_grant_ref_notify(raw, dom_list[0], ref_list[0],
                                                               prot, off, port)
+                elif n == 1:
+                    addr = lib.xengnttab_map_grant_ref(raw, dom_list[0], ref_list[0], prot)
                 else:
                     addr = lib.xengnttab_map_grant_refs(
                         raw, n, ffi.new("uint32_t[]", dom_list),
