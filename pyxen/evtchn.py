@@ -155,7 +155,9 @@ class EventChannel(StableHandle):
     def notify(self, port: int) -> None:
         """Signal the remote end of local ``port``."""
         with self._use() as raw:
-            _check(self._lib.xenevtchn_notify(raw, port), "xenevtchn_notify", port=port)
+            rc = self._lib.xenevtchn_notify(raw, port)
+        if rc < 0:
+            _check(rc, "xenevtchn_notify", port=port)
 
     def unmask(self, port: int) -> None:
         """``xenevtchn_unmask``: let the port deliver events again."""
@@ -194,11 +196,11 @@ class EventChannel(StableHandle):
             with self._read_lock:  # one read at a time: ports come whole
                 port = lib.xenevtchn_pending(raw)
             if port < 0:
-                if xen()[0].errno == _errno.EAGAIN:
+                if self._ffi.errno == _errno.EAGAIN:
                     return None      # nothing now (or another thread took it)
                 _check(port, "xenevtchn_pending")
-            if unmask:
-                _check(lib.xenevtchn_unmask(raw, port), "xenevtchn_unmask", port=port)
+            if unmask and lib.xenevtchn_unmask(raw, port) < 0:
+                _check(-1, "xenevtchn_unmask", port=port)
         return port
 
     def pending(self, *, unmask: bool = True) -> int | None:
