@@ -135,8 +135,8 @@ def vchan_result() -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print the JSON results line last")
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("-n", type=int, default=300, help="operations per round per impl")
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("-n", type=int, default=200, help="operations per round per impl")
     ap.add_argument("--profile", action="store_true", help="cProfile each pyxen op (stderr)")
     args = ap.parse_args()
 

@@ -188,8 +188,11 @@ class Mapping:
 
 
 class StableHandle(Handle):
-    """A handle of one of the stable libraries: ``_use()`` around each C call keeps the C
-    handle open during it; mappings it made are unmapped when it closes."""
+    """A handle of one of the stable libraries. A plain C call passes ``self._p()``, the
+    ``ffi.gc``'d pointer: the call holds it, so the C handle cannot close under it (the
+    handle rule; ``_use()`` does the same for a block of calls). A mapping ``acquire``s the
+    core, so the C handle stays open while it is mapped; mappings it made are unmapped when
+    it closes."""
 
     _core: _Core
 

@@ -120,10 +120,8 @@ class DeviceModel(StableHandle):
 
     def _call(self, name: str, *args: Any, domid: int | None = None,
               server: int | None = None) -> int:
-        fn = getattr(self._ffi_lib[1], name)
-        with self._use() as raw:
-            rc = fn(raw, *args)
-        return check_devicemodel(rc, name, domid, server)
+        rc = getattr(self._ffi_lib[1], name)(self._p(), *args)  # holds the handle open
+        return rc if rc >= 0 else check_devicemodel(rc, name, domid, server)
 
     # ioreq servers
     def create_ioreq_server(self, domid: int, bufioreq: int = BufIoreq.OFF) -> int:

@@ -154,15 +154,14 @@ class EventChannel(StableHandle):
 
     def notify(self, port: int) -> None:
         """Signal the remote end of local ``port``."""
-        with self._use() as raw:
-            rc = self._lib.xenevtchn_notify(raw, port)
+        rc = self._lib.xenevtchn_notify(self._p(), port)  # the call holds the handle open
         if rc < 0:
             _check(rc, "xenevtchn_notify", port=port)
 
     def unmask(self, port: int) -> None:
         """``xenevtchn_unmask``: let the port deliver events again."""
-        with self._use() as raw:
-            _check(self._lib.xenevtchn_unmask(raw, port), "xenevtchn_unmask", port=port)
+        if self._lib.xenevtchn_unmask(self._p(), port) < 0:
+            _check(-1, "xenevtchn_unmask", port=port)
 
     def restrict(self, domid: int) -> None:
         """Restrict this handle to event channels of domain ``domid``."""
@@ -192,15 +191,15 @@ class EventChannel(StableHandle):
     def _take(self, unmask: bool) -> int | None:
         """The next pending port if the device has one now, else None."""
         lib = self._lib
-        with self._use() as raw:
-            with self._read_lock:  # one read at a time: ports come whole
-                port = lib.xenevtchn_pending(raw)
-            if port < 0:
-                if self._ffi.errno == _errno.EAGAIN:
-                    return None      # nothing now (or another thread took it)
-                _check(port, "xenevtchn_pending")
-            if unmask and lib.xenevtchn_unmask(raw, port) < 0:
-                _check(-1, "xenevtchn_unmask", port=port)
+        raw = self._p()  # held for these calls: the C handle stays open under them
+        with self._read_lock:  # one read at a time: ports come whole
+            port = lib.xenevtchn_pending(raw)
+        if port < 0:
+            if self._ffi.errno == _errno.EAGAIN:
+                return None      # nothing now (or another thread took it)
+            _check(port, "xenevtchn_pending")
+        if unmask and lib.xenevtchn_unmask(raw, port) < 0:
+            _check(-1, "xenevtchn_unmask", port=port)
         return port
 
     def pending(self, *, unmask: bool = True) -> int | None:
