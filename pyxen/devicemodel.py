@@ -315,6 +315,7 @@ class Ioreq:
 #: what it returns for a write is ignored
 Handler = Callable[[Ioreq], "int | None"]
 _HANDLED = (IoreqType.PIO, IoreqType.COPY, IoreqType.PCI_CONFIG)
+_PAGE = 4096
 
 
 class IoreqServer:
@@ -337,7 +338,11 @@ class IoreqServer:
         self.page: Any = None
         self._ptr: Any = None
         try:
-            self.vcpus = vcpus if vcpus is not None else self.dm.nr_vcpus(self.domid)
+            n = vcpus if vcpus is not None else self.dm.nr_vcpus(self.domid)
+            most = _PAGE // ffi.sizeof("ioreq_t")  # the slots one request page holds
+            self.vcpus = _int("vcpus", n, 16)
+            if not 1 <= self.vcpus <= most:
+                raise ArgumentError(f"vcpus {n}: an ioreq page has 1..{most} slots")
             self.id = self.dm.create_ioreq_server(self.domid, BufIoreq.OFF)
         except BaseException:
             if self._own_dm:
