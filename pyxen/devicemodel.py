@@ -30,7 +30,7 @@ from typing import Any, Callable
 from . import evtchn as _evtchn
 from . import foreignmemory as _fmem
 from ._log import XtlLogger
-from ._mapped import StableHandle
+from ._mapped import PAGE_SIZE, StableHandle
 from ._native import require_dom0, xen
 from .errors import (ArgumentError, ArgumentTypeError, DeviceModelDomainError,
                      DeviceModelError, DeviceModelInvalidError, DeviceModelPermissionError,
@@ -315,7 +315,6 @@ class Ioreq:
 #: what it returns for a write is ignored
 Handler = Callable[[Ioreq], "int | None"]
 _HANDLED = (IoreqType.PIO, IoreqType.COPY, IoreqType.PCI_CONFIG)
-_PAGE = 4096
 
 
 class IoreqServer:
@@ -339,7 +338,7 @@ class IoreqServer:
         self._ptr: Any = None
         try:
             n = vcpus if vcpus is not None else self.dm.nr_vcpus(self.domid)
-            most = _PAGE // ffi.sizeof("ioreq_t")  # the slots one request page holds
+            most = PAGE_SIZE // ffi.sizeof("ioreq_t")  # the slots one request page holds
             self.vcpus = _int("vcpus", n, 16)
             if not 1 <= self.vcpus <= most:
                 raise ArgumentError(f"vcpus {n}: an ioreq page has 1..{most} slots")
