@@ -142,3 +142,31 @@ static bool pyxen_xs_write(struct xs_handle *h, xs_transaction_t t, const char *
 {
     return xs_write(h, t, path, data, len);
 }
+
+/* pyxen.devicemodel: an ioreq server's per-vCPU request slots (xen/hvm/ioreq.h), handled
+ * as qemu's xen-hvm does: see READY, then read the request (read barrier); write the
+ * answer, then set IORESP_READY (write barrier). */
+#include <xendevicemodel.h>
+#include <xen/hvm/ioreq.h>
+
+static const unsigned int pyxen_ioreq_frame = XENMEM_resource_ioreq_server_frame_ioreq(0);
+
+static int pyxen_ioreq_take(void *page, unsigned int vcpu, ioreq_t *out)
+{
+    volatile ioreq_t *req = &((shared_iopage_t *)page)->vcpu_ioreq[vcpu];
+    if (req->state != STATE_IOREQ_READY)
+        return 0;
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    memcpy(out, (const void *)req, sizeof(*out));
+    req->state = STATE_IOREQ_INPROCESS;
+    return 1;
+}
+
+static void pyxen_ioreq_respond(void *page, unsigned int vcpu, uint64_t data)
+{
+    volatile ioreq_t *req = &((shared_iopage_t *)page)->vcpu_ioreq[vcpu];
+    if (req->dir == IOREQ_READ)
+        req->data = data;
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    req->state = STATE_IORESP_READY;
+}

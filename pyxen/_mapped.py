@@ -14,10 +14,9 @@ mapping uses it, whichever thread closes it.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
 from ._handle import Handle
 from .errors import ArgumentError, HandleClosedError, PyxenError, ReadOnlyError
@@ -62,13 +61,16 @@ class _Core:
             self._users -= 1
             self._maybe_close()
 
-    @contextlib.contextmanager
-    def use(self) -> Iterator[Any]:
-        raw = self.acquire()
-        try:
-            yield raw
-        finally:
-            self.release()
+    def use(self) -> _Core:
+        """``with core.use() as raw:``: the C handle, kept open until the block ends."""
+        return self
+
+    # a context manager without a generator: this is on every call's path
+    def __enter__(self) -> Any:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
     def destructor(self, _ptr: object = None) -> None:
         """The Handle's ``ffi.gc`` destructor: close now, or when the last user goes."""
@@ -186,8 +188,11 @@ class Mapping:
 
 
 class StableHandle(Handle):
-    """A handle of one of the stable libraries: ``_use()`` around each C call keeps the C
-    handle open during it; mappings it made are unmapped when it closes."""
+    """A handle of one of the stable libraries. A plain C call passes ``self._p()``, the
+    ``ffi.gc``'d pointer: the call holds it, so the C handle cannot close under it (the
+    handle rule; ``_use()`` does the same for a block of calls). A mapping ``acquire``s the
+    core, so the C handle stays open while it is mapped; mappings it made are unmapped when
+    it closes."""
 
     _core: _Core
 
@@ -197,9 +202,9 @@ class StableHandle(Handle):
         self._mappings: weakref.WeakSet[Mapping] = weakref.WeakSet()
         self._adopt(ffi, raw, self._core.destructor)
 
-    def _use(self) -> contextlib.AbstractContextManager[Any]:
+    def _use(self) -> _Core:
         self._p()
-        return self._core.use()
+        return self._core
 
     def _track(self, mapping: Mapping) -> None:
         self._mappings.add(mapping)

@@ -24,6 +24,8 @@ compiler filled into ``pyxen._xen`` (``lib.ERROR_*`` for libxl, errno for the ot
 * :func:`check_libxlutil` (libxlutil): a nonzero errno rc → :class:`LibxlutilError`.
 * :func:`check_hypfs` (libxenhypfs): errno → :class:`HypfsError` (ENOENT →
   :class:`HypfsNotFound` ...); :func:`check_xenstat` (libxenstat, which gives no errno).
+* :func:`check_devicemodel` (libxendevicemodel): errno → :class:`DeviceModelError`
+  (ESRCH → :class:`DeviceModelDomainError`, ENOENT → :class:`IoreqServerNotFound` ...).
 * :func:`check_kernel` (the Linux ioctls of ``pyxen._linux``: loop devices, interfaces,
   bridges): -1 → :class:`KernelCallError` with this thread's errno.
 
@@ -71,6 +73,8 @@ __all__ = [
     "check_libxl", "libxl_error", "check_libxlutil", "KernelCallError", "check_kernel",
     "HypfsError", "HypfsNotFound", "HypfsPermissionError", "HypfsPathError", "check_hypfs",
     "XenStatError", "check_xenstat",
+    "DeviceModelError", "DeviceModelDomainError", "DeviceModelInvalidError",
+    "DeviceModelPermissionError", "IoreqServerNotFound", "check_devicemodel",
 ]
 
 
@@ -524,6 +528,62 @@ def check_xenstat(ok: bool, call: str) -> None:
     if not ok:
         raise XenStatError(f"{call} failed (libxenstat gives no reason: is xenstored "
                            "running and this a dom0?)")
+
+
+# =================================================================== libxendevicemodel
+
+class DeviceModelError(XenError):
+    """A libxendevicemodel call failed; ``domid`` and ``server`` (an ioreq server id) say
+    what it was about, when known."""
+
+    def __init__(self, err: int, *, call: str, domid: int | None = None,
+                 server: int | None = None):
+        about = [f"domain {domid}"] if domid is not None else []
+        about += [f"ioreq server {server}"] if server is not None else []
+        super().__init__(err, call=call, detail=", ".join(about) or None)
+        self.domid = domid
+        self.server = server
+
+
+class DeviceModelDomainError(DeviceModelError, DomainNotFoundError):
+    """ESRCH: no such domain."""
+
+
+class DeviceModelInvalidError(DeviceModelError, ValueError):
+    """EINVAL: the hypervisor refused the arguments (not an HVM domain, a bad range, IRQ
+    or level ...)."""
+
+
+class DeviceModelPermissionError(DeviceModelError, PermissionError):
+    """EPERM/EACCES: this domain may not act as that domain's device model."""
+
+
+class IoreqServerNotFound(DeviceModelError, LookupError):
+    """ENOENT: the domain has no ioreq server with that id (or not created by us)."""
+
+
+_DEVICEMODEL_CLASS: dict[int, type[DeviceModelError]] = {
+    _errno.ESRCH: DeviceModelDomainError, _errno.EINVAL: DeviceModelInvalidError,
+    _errno.EPERM: DeviceModelPermissionError, _errno.EACCES: DeviceModelPermissionError,
+    _errno.ENOENT: IoreqServerNotFound,
+}
+
+
+def check_devicemodel(rc: int, call: str, domid: int | None = None,
+                      server: int | None = None, *, err: int | None = None) -> int:
+    """libxendevicemodel's checker: ``rc`` if it is >= 0, else raise the DeviceModelError
+    for ``err`` (by default this thread's errno right after the call); ENOSYS/EOPNOTSUPP
+    (a call this hypervisor lacks) → XenFeatureUnavailable."""
+    if rc >= 0:
+        return rc
+    if err is None:
+        err = _lib()[0].errno
+    err = err or _errno.EIO
+    if err in (_errno.ENOSYS, _errno.EOPNOTSUPP):
+        raise XenFeatureUnavailable(f"{call}: not supported by this hypervisor "
+                                    f"({os.strerror(err)})")
+    raise _DEVICEMODEL_CLASS.get(err, DeviceModelError)(err, call=call, domid=domid,
+                                                       server=server)
 
 
 # =================================================================== Linux (pyxen._linux)

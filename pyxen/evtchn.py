@@ -116,6 +116,10 @@ class EventChannel(StableHandle):
             _check(-1, "xenevtchn_open")
         self._open_core(ffi, raw, lib.xenevtchn_close, keep=log)
         self._fd = lib.xenevtchn_fd(raw)
+        # non-blocking: xenevtchn_pending then says EAGAIN when there is nothing, so a
+        # wait tries it first and polls only when it has to
+        os.set_blocking(self._fd, False)
+        self._polls = threading.local()  # one poll object per waiting thread
         # written on close, so that waiters (threads in poll, loop readers) wake up
         self._wake_r, self._wake_w = os.pipe()
         weakref.finalize(self, _close_fds, self._wake_r, self._wake_w)
@@ -150,13 +154,14 @@ class EventChannel(StableHandle):
 
     def notify(self, port: int) -> None:
         """Signal the remote end of local ``port``."""
-        with self._use() as raw:
-            _check(self._lib.xenevtchn_notify(raw, port), "xenevtchn_notify", port=port)
+        rc = self._lib.xenevtchn_notify(self._p(), port)  # the call holds the handle open
+        if rc < 0:
+            _check(rc, "xenevtchn_notify", port=port)
 
     def unmask(self, port: int) -> None:
         """``xenevtchn_unmask``: let the port deliver events again."""
-        with self._use() as raw:
-            _check(self._lib.xenevtchn_unmask(raw, port), "xenevtchn_unmask", port=port)
+        if self._lib.xenevtchn_unmask(self._p(), port) < 0:
+            _check(-1, "xenevtchn_unmask", port=port)
 
     def restrict(self, domid: int) -> None:
         """Restrict this handle to event channels of domain ``domid``."""
@@ -172,25 +177,29 @@ class EventChannel(StableHandle):
     # receiving
     def _readable(self, timeout: float | None) -> bool:
         """Poll the device and the wake pipe; HandleClosedError once closing."""
-        p = select.poll()
-        p.register(self._fd, select.POLLIN)
-        p.register(self._wake_r, select.POLLIN)
+        p = getattr(self._polls, "poll", None)
+        if p is None:
+            p = self._polls.poll = select.poll()
+            p.register(self._fd, select.POLLIN)
+            p.register(self._wake_r, select.POLLIN)
         ms = None if timeout is None else max(0, int(timeout * 1000))
-        ready = {fd for fd, _ in p.poll(ms)}
+        ready = p.poll(ms)
         if self._core.closing:
             raise HandleClosedError(self)
-        return self._fd in ready
+        return any(fd == self._fd for fd, _ in ready)
 
     def _take(self, unmask: bool) -> int | None:
         """The next pending port if the device has one now, else None."""
-        with self._use() as raw, self._read_lock:
-            # poll again under the lock: another thread may have taken the event, and
-            # xenevtchn_pending would then block
-            if not self._readable(0):
-                return None
-            port = _check(self._lib.xenevtchn_pending(raw), "xenevtchn_pending")
-        if unmask:
-            self.unmask(port)
+        lib = self._lib
+        raw = self._p()  # held for these calls: the C handle stays open under them
+        with self._read_lock:  # one read at a time: ports come whole
+            port = lib.xenevtchn_pending(raw)
+        if port < 0:
+            if self._ffi.errno == _errno.EAGAIN:
+                return None      # nothing now (or another thread took it)
+            _check(port, "xenevtchn_pending")
+        if unmask and lib.xenevtchn_unmask(raw, port) < 0:
+            _check(-1, "xenevtchn_unmask", port=port)
         return port
 
     def pending(self, *, unmask: bool = True) -> int | None:
@@ -200,6 +209,9 @@ class EventChannel(StableHandle):
     def wait(self, timeout: float | None = None, *, unmask: bool = True) -> int | None:
         """Block until a port has an event and return it; None after ``timeout`` seconds.
         HandleClosedError if the handle is (or gets) closed."""
+        port = self._take(unmask)
+        if port is not None:
+            return port
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())

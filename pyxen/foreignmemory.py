@@ -163,15 +163,16 @@ class ForeignMemory(StableHandle):
         n = len(frames)
         prot = lib.PROT_READ | (lib.PROT_WRITE if writable else 0)
         err = ffi.new("int[]", n)
-        with self._use():
-            raw = self._core.acquire()  # released by the mapping's unmap
-            try:
-                addr = lib.xenforeignmemory_map(raw, domid, prot, n,
-                                                ffi.new("xen_pfn_t[]", frames), err)
-                _check(addr != ffi.NULL, "xenforeignmemory_map", domid)
-            except BaseException:
-                self._core.release()
-                raise
+        self._p()
+        raw = self._core.acquire()  # released by the mapping's unmap
+        try:
+            addr = lib.xenforeignmemory_map(raw, domid, prot, n,
+                                            ffi.new("xen_pfn_t[]", frames), err)
+            if addr == ffi.NULL:
+                _check(False, "xenforeignmemory_map", domid)
+        except BaseException:
+            self._core.release()
+            raise
         m = ForeignMapping(ffi, self._core, addr, n * PAGE_SIZE, writable,
                            lambda raw, a: lib.xenforeignmemory_unmap(raw, a, n))
         m.domid, m.gfns, m.errors = domid, frames, list(err)

@@ -214,23 +214,25 @@ class GrantTable(StableHandle):
         prot = lib.PROT_READ | (lib.PROT_WRITE if writable else 0)
         n = len(ref_list)
         size = n * PAGE_SIZE
-        with self._use():
-            raw = self._core.acquire()  # released by the mapping's unmap
-            try:
-                if notify:
-                    off, port = _notify(notify_offset, notify_port, size)
-                    addr = lib.xengnttab_map_grant_ref_notify(raw, dom_list[0], ref_list[0],
-                                                              prot, off, port)
-                else:
-                    addr = lib.xengnttab_map_grant_refs(
-                        raw, n, ffi.new("uint32_t[]", dom_list),
-                        ffi.new("uint32_t[]", ref_list), prot)
+        self._p()
+        raw = self._core.acquire()  # released by the mapping's unmap
+        try:
+            if notify:
+                off, port = _notify(notify_offset, notify_port, size)
+                addr = lib.xengnttab_map_grant_ref_notify(raw, dom_list[0], ref_list[0],
+                                                          prot, off, port)
+            elif n == 1:
+                addr = lib.xengnttab_map_grant_ref(raw, dom_list[0], ref_list[0], prot)
+            else:
+                addr = lib.xengnttab_map_grant_refs(
+                    raw, n, ffi.new("uint32_t[]", dom_list),
+                    ffi.new("uint32_t[]", ref_list), prot)
+            if addr == ffi.NULL:
                 one = dom_list[0] if len(set(dom_list)) == 1 else None
-                _check(addr != ffi.NULL, "xengnttab_map_grant_refs", domid=one,
-                       refs=ref_list)
-            except BaseException:
-                self._core.release()
-                raise
+                _check(False, "xengnttab_map_grant_refs", domid=one, refs=ref_list)
+        except BaseException:
+            self._core.release()
+            raise
         m = GrantMapping(ffi, self._core, addr, size, writable,
                          lambda raw, a: lib.xengnttab_unmap(raw, a, n))
         m.domids, m.refs = dom_list, ref_list
@@ -247,33 +249,37 @@ class GrantTable(StableHandle):
         """Copy each segment (:class:`FromGrant`, :class:`ToGrant`) in one batch; raises
         GrantCopyError naming the segments that failed (the others are done)."""
         ffi, lib = self._ffi_lib
-        segs = list(segments)
+        segs = segments if isinstance(segments, list) else list(segments)
         if not segs:
             return
-        c = ffi.new("xengnttab_grant_copy_segment_t[]", len(segs))
+        init = []
         keep = []
         for i, s in enumerate(segs):
-            seg = c[i]
             if isinstance(s, FromGrant):
                 buf = ffi.from_buffer(s.dest, require_writable=True)
-                seg.flags = lib.GNTCOPY_source_gref
-                seg.source.foreign.domid, seg.source.foreign.ref = s.domid, s.ref
-                seg.source.foreign.offset = s.offset
-                seg.dest.virt = buf
+                init.append({"flags": lib.GNTCOPY_source_gref, "len": len(buf),
+                             "source": {"foreign": {"domid": s.domid, "ref": s.ref,
+                                                    "offset": s.offset}},
+                             "dest": {"virt": buf}})
             elif isinstance(s, ToGrant):
                 buf = ffi.from_buffer(s.src)
-                seg.flags = lib.GNTCOPY_dest_gref
-                seg.dest.foreign.domid, seg.dest.foreign.ref = s.domid, s.ref
-                seg.dest.foreign.offset = s.offset
-                seg.source.virt = buf
+                init.append({"flags": lib.GNTCOPY_dest_gref, "len": len(buf),
+                             "dest": {"foreign": {"domid": s.domid, "ref": s.ref,
+                                                  "offset": s.offset}},
+                             "source": {"virt": buf}})
             else:
                 raise ArgumentTypeError(f"segment {i}: expected FromGrant or ToGrant, got {s!r}")
-            seg.len = len(buf)
-            keep.append(buf)
-        with self._use() as raw:
-            rc = lib.xengnttab_grant_copy(raw, len(segs), c)
-        _check(rc == 0, "xengnttab_grant_copy")
-        statuses = [c[i].status for i in range(len(segs))]
+            keep.append(buf)  # the buffers stay alive (and exported) during the copy
+        c = ffi.new("xengnttab_grant_copy_segment_t[]", init)
+        n = len(init)
+        rc = lib.xengnttab_grant_copy(self._p(), n, c)  # the call holds the handle open
+        if rc != 0:
+            _check(False, "xengnttab_grant_copy")
+        if n == 1:
+            if c[0].status:
+                raise GrantCopyError([c[0].status])
+            return
+        statuses = [c[i].status for i in range(n)]
         if any(statuses):
             raise GrantCopyError(statuses)
 

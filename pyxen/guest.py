@@ -1453,7 +1453,7 @@ class _Build:
                       console_port=console_port, console_mfn=console_pfn,
                       store_domid=store_domid, console_domid=console_domid,
                       timings=self.timings)
-        self.xs.transact(lambda t: _write_entries(t, guest))
+        self.xs.batch_transact(lambda t: _write_entries(t, guest))
         self._mark("introduce_domain")
         self.xs.introduce_domain(domid, store_pfn, store_port)
         return self._finish(guest, t0)
