@@ -108,11 +108,12 @@ def test_requests_to_a_backend_process_none_lost(gs, pages, count):
                 assert proc.stdout.readline().strip() == "READY", proc.stderr.read()
                 sent, got, events = 0, [], 0
                 while len(got) < count:
-                    while sent < count and not front.full:
-                        front.put_request({"id": sent, "operation": lib.BLKIF_OP_READ,
-                                           "sector_number": sent * 7})
-                        sent += 1
-                    front.push_requests()
+                    if sent < count and not front.full:
+                        while sent < count and not front.full:
+                            front.put_request({"id": sent, "operation": lib.BLKIF_OP_READ,
+                                               "sector_number": sent * 7})
+                            sent += 1
+                        front.push_requests()
                     rsps = front.take_responses()
                     for r in rsps:
                         assert r.status == lib.BLKIF_RSP_OKAY, r.id
