@@ -650,7 +650,8 @@ class ConsoleRing:
         prod = int(self._lib.pyxen_ring_load(prod_p))
         used = (prod - cons) & _MASK
         if used > size:
-            raise RingOverflowError(f"{self._wr_name}_cons", prod, cons, size)
+            raise RingOverflowError(f"{self._wr_name}_prod (against a bogus {self._wr_name}_cons)",
+                                    prod, cons, size)
         return prod, size - used
 
     def write(self, data: bytes | bytearray | memoryview) -> int:

@@ -4,6 +4,7 @@ them, the notification hold-off rules, overflow from a hostile peer, the console
 
 import random
 import struct
+import threading
 
 import pytest
 
@@ -222,6 +223,52 @@ def test_ten_thousand_requests_none_lost(seed):
     # notifications were suppressed while the peer was awake, yet every sleeper woke
     assert 0 < f.notifications < f.pushes and 0 < b.notifications < b.pushes
     assert b_woken <= f.notifications and f_woken <= b.notifications
+
+
+def test_two_threads_sleep_and_wake_by_the_rules():
+    # each side sleeps on its own "event channel" (a threading.Event) after a final check
+    # that found nothing, and is woken only by pushes that report a notification is needed
+    n = 10_000
+    buf = bytearray(2 * PAGE)
+    to_back, to_front = threading.Event(), threading.Event()
+    f = ring.FrontRing(buf, *BLK, notify=to_back.set)
+    b = ring.BackRing(buf, *BLK, notify=to_front.set)
+    errors = []
+
+    def backend():
+        done = 0
+        try:
+            while done < n:
+                reqs = b.take_requests()
+                for r in reqs:
+                    b.put_response({"id": r.id, "status": lib.BLKIF_RSP_OKAY})
+                done += len(reqs)
+                if reqs:
+                    b.push_responses()
+                elif not b.final_check_for_requests():
+                    assert to_back.wait(timeout=60), f"backend never woken after {done}"
+                    to_back.clear()
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
+
+    t = threading.Thread(target=backend)
+    t.start()
+    sent, got = 0, []
+    while len(got) < n and not errors:
+        if sent < n and not f.full:
+            while sent < n and not f.full:
+                f.put_request({"id": sent})
+                sent += 1
+            f.push_requests()
+        rsps = f.take_responses()
+        got += [r.id for r in rsps]
+        if not rsps and (sent == n or f.full) and not f.final_check_for_responses():
+            assert to_front.wait(timeout=60), f"frontend never woken after {len(got)}"
+            to_front.clear()
+    t.join(60)
+    assert not errors and not t.is_alive()
+    assert got == list(range(n))
+    assert 0 < f.notifications <= f.pushes and 0 < b.notifications <= b.pushes
 
 
 def test_ten_thousand_multi_page_and_index_wrap():
