@@ -76,8 +76,10 @@ def native() -> tuple[FFI, Any]:
     return _native()
 
 
-def _as_view(buf: Buffer, *, writable: bool) -> memoryview:
-    """A flat byte view of ``buf`` (a Mapping, any buffer, or cffi cdata)."""
+def _as_view(buf: Buffer, *, writable: bool) -> tuple[Any, memoryview]:
+    """``(exported, view)``: the object whose buffer the ring exports while open (a
+    Mapping's own view, so that its ``unmap()`` refuses meanwhile) and a flat byte view of
+    it (``buf`` is a Mapping, any buffer, or cffi cdata)."""
     ffi = _native()[0]
     if isinstance(buf, Mapping):
         buf = buf.buffer
@@ -90,7 +92,7 @@ def _as_view(buf: Buffer, *, writable: bool) -> memoryview:
                                 f"{e}") from None
     if writable and view.readonly:
         raise ReadOnlyError("a ring's indexes are written by both sides: map it writable")
-    return view
+    return buf, view
 
 
 def _ctype(ffi: FFI, name: str, role: str) -> Any:
@@ -147,7 +149,7 @@ class _Ring:
         self._req_ptr = self._ffi.typeof(f"{request_type} *")
         self._rsp_ptr = self._ffi.typeof(f"{response_type} *")
         self._req_size, self._rsp_size = self._ffi.sizeof(self._req), self._ffi.sizeof(self._rsp)
-        view = _as_view(buf, writable=True)
+        exported, view = _as_view(buf, writable=True)
         self.nbytes = view.nbytes
         self.size = int(lib.pyxen_ring_size(view.nbytes, self._offset, self._entry))
         if self.size == 0:
@@ -155,7 +157,7 @@ class _Ring:
                                   f"after the {self._offset}-byte header")
         self._mask = self.size - 1
         self._view: memoryview | None = view
-        self._base = rffi.from_buffer("char[]", view, require_writable=True)
+        self._base = rffi.from_buffer("char[]", exported, require_writable=True)
         align = max(4, self._ffi.alignof(self._req), self._ffi.alignof(self._rsp))
         if int(rffi.cast("uintptr_t", self._base)) % align:
             rffi.release(self._base)
@@ -534,7 +536,7 @@ class ConsoleRing:
             raise ArgumentError(f"side must be 'backend' or 'frontend', not {side!r}")
         rffi, self._lib = _native()
         self._ffi = rffi
-        view = _as_view(buf, writable=False)
+        exported, view = _as_view(buf, writable=False)
         t = rffi.typeof("struct xencons_interface")
         if view.nbytes < rffi.sizeof(t):
             raise RingLayoutError(f"{view.nbytes} bytes are less than a "
@@ -542,7 +544,7 @@ class ConsoleRing:
         self.side = side
         self.writable = not view.readonly
         self._view: memoryview | None = view
-        self._base = rffi.from_buffer("char[]", view)
+        self._base = rffi.from_buffer("char[]", exported)
         if int(rffi.cast("uintptr_t", self._base)) % 4:
             rffi.release(self._base)
             raise RingLayoutError("the console page is not 4-byte aligned")

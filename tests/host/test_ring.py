@@ -432,3 +432,29 @@ def test_console_read_only_and_hostile():
     back.close()
     with pytest.raises(HandleClosedError):
         back.peek()
+
+
+def test_a_mapping_refuses_unmap_while_a_ring_is_open():
+    from pyxen._mapped import Mapping, MappingBusyError
+
+    class Core:  # what a Mapping needs of its handle: the C handle and a release
+        raw, released = None, 0
+
+        def release(self):
+            self.released += 1
+
+    mem, unmapped = ffi.new("char[]", PAGE), []
+    core = Core()
+    m = Mapping(ffi, core, mem, PAGE, True, lambda raw, addr: unmapped.append(addr))
+    f = ring.FrontRing(m, *BLK)
+    view = f.request_view(0)
+    with pytest.raises(MappingBusyError):
+        m.unmap()
+    f.close()
+    m.unmap()  # the slot view keeps the memory mapped until it goes
+    assert not unmapped
+    view.id = 9
+    del view
+    import gc
+    gc.collect()
+    assert len(unmapped) == 1 and core.released == 1
