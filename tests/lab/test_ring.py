@@ -59,43 +59,48 @@ def test_hold_off_rules_over_a_granted_page(gs, gt, channel):
     with gs.share(0) as sp, gt.map(0, sp.refs[0], writable=True) as m:
         front = ring.FrontRing(sp, *BLK, notify=lambda: a.notify(pa))
         back = ring.BackRing(m, *BLK, notify=lambda: b.notify(pb))
-        assert front.size == back.size == 32
-        assert struct.unpack_from("<4I", m.buffer) == (0, 1, 0, 1)  # SHARED_RING_INIT, seen
-        # the backend wants the first request notified (req_event 1)
-        req = front.next_request()
-        req.id, req.operation, req.sector_number = 1, lib.BLKIF_OP_READ, 7
-        assert front.push_requests() is True
-        assert b.wait(timeout=WAIT) == pb
-        # it is awake (has not re-armed): the next push sends nothing
-        front.put_request({"id": 2, "operation": lib.BLKIF_OP_READ, "sector_number": 14})
-        assert front.push_requests() is False
-        assert b.wait(timeout=0.5) is None  # no event was sent
-        got = back.take_requests()
-        assert [(r.id, r.sector_number) for r in got] == [(1, 7), (2, 14)]
-        # done: arm req_event, sleep; the next request is notified again
-        assert back.final_check_for_requests() is False
-        assert struct.unpack_from("<I", sp.buffer, 4)[0] == 3  # req_event, front's view
-        front.put_request({"id": 3})
-        assert front.push_requests() is True
-        assert b.wait(timeout=WAIT) == pb
-        assert [r.id for r in back.take_requests()] == [3]
-        # responses: rsp_event starts at 1
-        for r in (1, 2, 3):
-            back.put_response({"id": r, "status": lib.BLKIF_RSP_OKAY})
-        assert back.push_responses() is True
-        assert a.wait(timeout=WAIT) == pa
-        with pytest.raises(RingFullError):
-            back.put_response({"id": 4})  # more responses than requests consumed
-        back.close()
-        assert [r.id for r in front.take_responses()] == [1, 2, 3]
-        assert front.final_check_for_responses() is False
-        assert (front.pushes, front.notifications) == (3, 2)
-        front.close()
+        with front, back:
+            hold_off(front, back, a, pa, b, pb, sp, m)
+
+
+def hold_off(front, back, a, pa, b, pb, sp, m):
+    """The hold-off sequence of ring.h, each notification (or none) seen on the channel."""
+    assert front.size == back.size == 32
+    assert struct.unpack_from("<4I", m.buffer) == (0, 1, 0, 1)  # SHARED_RING_INIT, seen
+    # the backend wants the first request notified (req_event 1)
+    req = front.next_request()
+    req.id, req.operation, req.sector_number = 1, lib.BLKIF_OP_READ, 7
+    assert front.push_requests() is True
+    assert b.wait(timeout=WAIT) == pb
+    # it is awake (has not re-armed): the next push sends nothing
+    front.put_request({"id": 2, "operation": lib.BLKIF_OP_READ, "sector_number": 14})
+    assert front.push_requests() is False
+    assert b.wait(timeout=0.5) is None  # no event was sent
+    got = back.take_requests()
+    assert [(r.id, r.sector_number) for r in got] == [(1, 7), (2, 14)]
+    # done: arm req_event, sleep; the next request is notified again
+    assert back.final_check_for_requests() is False
+    assert struct.unpack_from("<I", sp.buffer, 4)[0] == 3  # req_event, front's view
+    front.put_request({"id": 3})
+    assert front.push_requests() is True
+    assert b.wait(timeout=WAIT) == pb
+    assert [r.id for r in back.take_requests()] == [3]
+    # responses: rsp_event starts at 1
+    for r in (1, 2, 3):
+        back.put_response({"id": r, "status": lib.BLKIF_RSP_OKAY})
+    assert back.push_responses() is True
+    assert a.wait(timeout=WAIT) == pa
+    with pytest.raises(RingFullError):
+        back.put_response({"id": 4})  # more responses than requests consumed
+    back.close()
+    assert [r.id for r in front.take_responses()] == [1, 2, 3]
+    assert front.final_check_for_responses() is False
+    assert (front.pushes, front.notifications) == (3, 2)
+    front.close()
 
 
 @pytest.mark.parametrize("pages,count", [(1, 10_000), (4, 2_000)], ids=["1page", "4pages"])
 def test_requests_to_a_backend_process_none_lost(gs, pages, count):
-    rows = {}
     with evtchn.open() as a:
         pa = a.bind_unbound_port(0)
         with gs.share(0, pages) as sp:
@@ -124,10 +129,10 @@ def test_requests_to_a_backend_process_none_lost(gs, pages, count):
                     events += 1
                 out, err = proc.communicate(timeout=WAIT)
             finally:
+                front.close()  # before the pages are unshared
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait()
-            front.close()
     assert proc.returncode == 0, (out, err)
     rows = json.loads(out.strip().splitlines()[-1])
     assert got == list(range(count))  # none lost, none repeated, in order
@@ -147,21 +152,27 @@ def test_hostile_req_prod_over_a_granted_page(gs, gt):
     with gs.share(0) as sp, gt.map(0, sp.refs[0], writable=True) as m:
         front = ring.FrontRing(sp, *BLK)
         back = ring.BackRing(m, *BLK)
-        for i in range(5):
-            front.put_request({"id": i})
-        front.push_requests()
-        assert len(back.take_requests(3)) == 3
-        struct.pack_into("<I", sp.buffer, 0, 3 + 40)  # the frontend claims 40 more
-        with pytest.raises(RingOverflowError) as ei:
-            back.take_requests()
-        assert ei.value.prod == 43 and ei.value.limit == 32
-        with pytest.raises(RingOverflowError):
-            back.final_check_for_requests()
-        assert back.req_cons == 3  # nothing consumed
-        struct.pack_into("<I", sp.buffer, 0, 5)  # back to sense
-        assert [r.id for r in back.take_requests()] == [3, 4]
-        back.close()
-        front.close()
+        with front, back:
+            hostile(front, back, sp)
+
+
+def hostile(front, back, sp):
+    """The frontend claims more requests than the ring holds."""
+    for i in range(5):
+        front.put_request({"id": i})
+    front.push_requests()
+    assert len(back.take_requests(3)) == 3
+    struct.pack_into("<I", sp.buffer, 0, 3 + 40)  # the frontend claims 40 more
+    with pytest.raises(RingOverflowError) as ei:
+        back.take_requests()
+    assert ei.value.prod == 43 and ei.value.limit == 32
+    with pytest.raises(RingOverflowError):
+        back.final_check_for_requests()
+    assert back.req_cons == 3  # nothing consumed
+    struct.pack_into("<I", sp.buffer, 0, 5)  # back to sense
+    assert [r.id for r in back.take_requests()] == [3, 4]
+    back.close()
+    front.close()
 
 
 def test_ring_holds_the_grant_mapping_until_closed(gs, gt):
