@@ -61,7 +61,7 @@ install-check: dist
 	$(PYTHON) -m venv $(INSTALL_VENV)
 	$(INSTALL_VENV)/bin/pip install -q --disable-pip-version-check $(SDIST)
 	cd / && $(CURDIR)/$(INSTALL_VENV)/bin/python -c \
-	    'import pyxen, pyxen._xen, pyxen._cpuid, pyxen._linux, pyxen.cli; assert "/site-packages/" in pyxen.__file__, pyxen.__file__'
+	    'import pyxen, pyxen._xen, pyxen._cpuid, pyxen._linux, pyxen._ring, pyxen.cli; assert "/site-packages/" in pyxen.__file__, pyxen.__file__'
 	cd / && $(CURDIR)/$(INSTALL_VENV)/bin/pyxen --version
 	cd / && $(CURDIR)/$(INSTALL_VENV)/bin/pyxen virt-caps --json >/dev/null
 	@cd / && $(CURDIR)/$(INSTALL_VENV)/bin/pyxen list 2>$(CURDIR)/$(INSTALL_VENV)/list.err; rc=$$?; \
@@ -115,4 +115,4 @@ lab-shell: build
 	$(PY) -m pyxen.lab shell
 
 clean:
-	rm -rf build dist $(VENV) $(INSTALL_VENV) pyxen/*.so pyxen/_xen.c pyxen/_cpuid.c pyxen/_linux.c *.egg-info
+	rm -rf build dist $(VENV) $(INSTALL_VENV) pyxen/*.so pyxen/_xen.c pyxen/_cpuid.c pyxen/_linux.c pyxen/_ring.c *.egg-info

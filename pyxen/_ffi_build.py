@@ -3,6 +3,8 @@
 * ``pyxen._cpuid``: the CPUID helper; no Xen dependency.
 * ``pyxen._linux``: the Linux loop, block and interface ioctls pyxen.devices makes
   (``csrc/linux.h``); no Xen dependency.
+* ``pyxen._ring``: Xen's shared-ring protocol (``csrc/ring.h``, ``csrc/pyxen_ring.c``):
+  only the public io headers (``xen/io/ring.h`` ...), no library.
 * ``pyxen._xen``: libxenstore, libxenctrl, libxenguest, libxenlight, libxlutil,
   libxentoollog, libxenhypfs, libxenstat and the stable libxenevtchn, libxengnttab,
   libxenforeignmemory and libxendevicemodel, declared by the trimmed headers in ``csrc/``.
@@ -147,6 +149,12 @@ linux_ffi.set_source("pyxen._linux", (CSRC / "pyxen_linux.c").read_text(),
                      extra_compile_args=["-Wno-unused-function"])
 
 
+ring_ffi = FFI()
+ring_ffi.cdef((CSRC / "ring.h").read_text())
+ring_ffi.set_source("pyxen._ring", (CSRC / "pyxen_ring.c").read_text(),
+                    include_dirs=INCLUDE_DIRS, extra_compile_args=["-Wno-unused-function"])
+
+
 def _make_xen_ffi() -> FFI:
     if not _find_header("xenctrl.h") and "PYXEN_XEN_VERSION" not in os.environ:
         sys.exit(FIX)
@@ -172,4 +180,5 @@ xen_ffi = _make_xen_ffi()
 if __name__ == "__main__":
     cpuid_ffi.compile(verbose=True)
     linux_ffi.compile(verbose=True)
+    ring_ffi.compile(verbose=True)
     xen_ffi.compile(verbose=True)

@@ -75,6 +75,8 @@ __all__ = [
     "XenStatError", "check_xenstat",
     "DeviceModelError", "DeviceModelDomainError", "DeviceModelInvalidError",
     "DeviceModelPermissionError", "IoreqServerNotFound", "check_devicemodel",
+    # shared rings (pyxen.ring)
+    "RingError", "RingLayoutError", "RingFullError", "RingOverflowError",
 ]
 
 
@@ -708,3 +710,31 @@ class QmpError(PyxenError):
     def __init__(self, command: str, reason: str):
         super().__init__(f"QMP {command}: {reason}")
         self.command, self.reason = command, reason
+
+
+# ============================================================ shared rings (pyxen.ring)
+
+class RingError(PyxenError):
+    """A shared ring (pyxen.ring, xen/io/ring.h or the console ring) refused an operation."""
+
+
+class RingLayoutError(RingError, ArgumentError):
+    """The ring cannot be laid out as asked: an unknown or empty C type, a buffer too small
+    for one entry (or not aligned for its indexes)."""
+
+
+class RingFullError(RingError, BufferError):
+    """No slot to produce into: the front has RING_SIZE requests outstanding, or the back
+    has answered every request it consumed."""
+
+
+class RingOverflowError(RingError, ValueError):
+    """The peer's producer index claims more unconsumed entries than the ring holds
+    (ring.h's RING_REQUEST_PROD_OVERFLOW / RING_RESPONSE_PROD_OVERFLOW): a buggy or
+    hostile peer. Nothing was consumed; ``prod`` is the value read, ``limit`` the most
+    entries it may be ahead of ``base``."""
+
+    def __init__(self, what: str, prod: int, base: int, limit: int):
+        super().__init__(f"{what} {prod} is {(prod - base) & 0xFFFFFFFF} ahead of {base}, "
+                         f"more than the {limit} the ring can hold: bogus peer index")
+        self.what, self.prod, self.base, self.limit = what, prod, base, limit
