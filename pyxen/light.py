@@ -1609,14 +1609,20 @@ class _OsEvents:
         for fd in set(want) | set(self._on_loop):
             r0, w0 = self._on_loop.get(fd, (False, False))
             r1, w1 = want.get(fd, (False, False))
-            if r1 and not r0:
-                loop.add_reader(fd, self._on_fd, fd, True)
-            elif r0 and not r1:
-                loop.remove_reader(fd)
-            if w1 and not w0:
-                loop.add_writer(fd, self._on_fd, fd, False)
-            elif w0 and not w1:
-                loop.remove_writer(fd)
+            try:                        # (an fd libxl closed meanwhile: dropped by the
+                if r1 and not r0:       # kernel, its next registration adds it again)
+                    loop.add_reader(fd, self._on_fd, fd, True)
+                elif r0 and not r1:
+                    loop.remove_reader(fd)
+            except (OSError, ValueError):
+                r1 = False
+            try:
+                if w1 and not w0:
+                    loop.add_writer(fd, self._on_fd, fd, False)
+                elif w0 and not w1:
+                    loop.remove_writer(fd)
+            except (OSError, ValueError):
+                w1 = False
             if r1 or w1:
                 self._on_loop[fd] = (r1, w1)
             else:
