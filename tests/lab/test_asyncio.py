@@ -172,7 +172,7 @@ def test_cancelled_acreate_leaves_nothing(ctx, guest_kit, xs):
 
 
 @pytest.fixture(scope="module")
-def booted(guest_kit, xc):
+def booted(guest_kit):
     """One pyxen.guest build (awaited with abuild) booting the kit with
     pyxen.action=watch; its console's marker awaited. Destroyed at the end."""
     import pyxen.guest as G
@@ -189,7 +189,7 @@ def booted(guest_kit, xc):
     try:
         yield {"guest": g, "console": out}
     finally:
-        G.destroy(g.domid, xc=xc, uuid=g.uuid)
+        G.destroy(g.domid, uuid=g.uuid)
 
 
 def test_abuild_and_console_marker(booted, xc):
