@@ -226,6 +226,7 @@ int libxl_vdev_to_device_disk(libxl_ctx *ctx, uint32_t domid, const char *vdev,
 
 /* ---- asynchronous operations and events (libxl.h, libxl_event.h) ---- */
 #define ERROR_NOT_READY ...
+#define ERROR_OSEVENT_REG_FAIL ...
 #define ERROR_BUFFERFULL ...
 #define ERROR_ABORTED ...
 #define ERROR_NOTFOUND ...
@@ -268,6 +269,29 @@ int libxl_osevent_beforepoll(libxl_ctx *ctx, int *nfds_io, struct pollfd *fds,
                              int *timeout_upd, struct timeval now);
 void libxl_osevent_afterpoll(libxl_ctx *ctx, int nfds, const struct pollfd *fds,
                              struct timeval now);
+
+/* the second approach (libxl_event.h): libxl hands its fds and timeouts to the
+ * application's event loop (pyxen.light's asyncio integration) */
+typedef struct libxl_osevent_hooks {
+  int (*fd_register)(void *user, int fd, void **for_app_registration_out,
+                     short events, void *for_libxl);
+  int (*fd_modify)(void *user, int fd, void **for_app_registration_update,
+                   short events);
+  void (*fd_deregister)(void *user, int fd, void *for_app_registration);
+  int (*timeout_register)(void *user, void **for_app_registration_out,
+                          struct timeval abs, void *for_libxl);
+  int (*timeout_modify)(void *user, void **for_app_registration_update,
+                         struct timeval abs);
+  void (*timeout_deregister)(void *user, void *for_app_registration);
+} libxl_osevent_hooks;
+void libxl_osevent_register_hooks(libxl_ctx *ctx, const libxl_osevent_hooks *hooks,
+                                  void *user);
+void libxl_osevent_occurred_fd(libxl_ctx *ctx, void *for_libxl, int fd, short events,
+                               short revents);
+void libxl_osevent_occurred_timeout(libxl_ctx *ctx, void *for_libxl);
+#define POLLIN ...
+#define POLLPRI ...
+#define POLLOUT ...
 
 /* SIGCHLD: libxl reaps only its own children (the application keeps subprocess) */
 typedef enum {

@@ -6,6 +6,16 @@ static const int pyxen_built_xen_minor;
 extern "Python" void pyxen_xtl_message(void *handle, int level, int errnoval,
                                        const char *context, const char *message);
 
+/* Callbacks into Python (see pyxen/light.py, _OsEvents): libxl_osevent_hooks. */
+extern "Python" int pyxen_fd_register(void *user, int fd, void **reg_out, short events,
+                                      void *for_libxl);
+extern "Python" int pyxen_fd_modify(void *user, int fd, void **reg_update, short events);
+extern "Python" void pyxen_fd_deregister(void *user, int fd, void *reg);
+extern "Python" int pyxen_timeout_register(void *user, void **reg_out, struct timeval abs,
+                                           void *for_libxl);
+extern "Python" int pyxen_timeout_modify(void *user, void **reg_update, struct timeval abs);
+extern "Python" void pyxen_timeout_deregister(void *user, void *reg);
+
 /* A xentoollog_logger whose messages go to pyxen_xtl_message(handle, ...). */
 xentoollog_logger *pyxen_logger_new(void *handle, int min_level);
 void pyxen_logger_destroy(xentoollog_logger *logger);

@@ -1492,6 +1492,111 @@ class Devices:
             time.sleep(0.02)
 
 
+    # -- asyncio: the waits as true awaits on xenstore watches (pyxen.xenstore.Watch) ----
+    async def await_state(self, path: str, wanted: XenbusState | Iterable[XenbusState],
+                          timeout: float, *, what: str = "device", also: "str | None" = None,
+                          also_wanted: XenbusState | Iterable[XenbusState] | None = None
+                          ) -> None:
+        """:meth:`wait_state` for asyncio: awaits the watches on ``path/state`` (and
+        ``also``'s) on the running loop; the same DeviceTimeout / DeviceError."""
+        import asyncio
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        watches: list[Watch] = []
+        try:
+            watches.append(self.xs.watch(f"{path}/state"))   # before the first look
+            if also is not None:
+                watches.append(self.xs.watch(f"{also}/state"))
+            while True:
+                try:    # one look at the states (timeout 0: the blocking form's check)
+                    self.wait_state(path, wanted, 0, what=what, also=also,
+                                    also_wanted=also_wanted)
+                    return
+                except DeviceTimeout as e:
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        raise DeviceTimeout(str(e).replace(" after 0s,", f" after {timeout:g}s,"),
+                                            path=e.path, state=e.state, wanted=e.wanted
+                                            ) from None
+                tasks = [asyncio.ensure_future(w.aread(left)) for w in watches]
+                try:
+                    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for t in tasks:
+                        t.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                for w in watches:               # the states are read again above
+                    while w.check() is not None:
+                        pass
+        finally:
+            for w in watches:
+                try:
+                    w.close()
+                except Exception:  # noqa: BLE001 - closing
+                    pass
+
+    async def aattach_disk(self, dom: int | str, disk: str | DiskSpec, *,
+                           timeout: float = DEFAULT_TIMEOUT) -> DiskInfo:
+        """:meth:`attach_disk` for asyncio: the entries and the hotplug work as there (the
+        backend's InitWait, a blkback probe, is waited for there), then Connected of
+        backend and frontend awaited. A failure or a cancellation removes the disk again
+        (entries, loop device), as the blocking form's rollback does."""
+        info = self.attach_disk(dom, disk, timeout=timeout, wait=False)
+        try:
+            assert info.backend is not None
+            await self.await_state(info.backend, XenbusState.CONNECTED, timeout,
+                                   what=f"vbd {info.vdev}", also=info.frontend,
+                                   also_wanted=XenbusState.CONNECTED)
+            return self.disk_info(info.domid, info.devid)
+        except BaseException:
+            await _to_the_end(self.adetach(info.domid, "vbd", info.devid, timeout=timeout))
+            raise
+
+    async def adetach(self, dom: int | str, kind: str, which: str | int, *,
+                      timeout: float = DESTROY_TIMEOUT, force: bool = True) -> bool:
+        """:meth:`detach` for asyncio: online=0 and Closing, Closed awaited, then the
+        removal. Cancelled after online=0, the removal still completes (as a Ctrl-C in the
+        blocking form), then CancelledError goes on."""
+        import asyncio
+        if kind not in ("vbd", "vif"):
+            raise DeviceSpecError(f"unsupported device kind {kind!r} (vbd or vif)")
+        domid = self.domid(dom) if not (isinstance(dom, int) or str(dom).isdigit()) \
+            else int(dom)
+        devid = self.find_disk(domid, which) if kind == "vbd" else self.find_nic(domid, which)
+        be, _ = self._trusted_backend(domid, kind, devid)
+        left = timeout
+        cancelled: BaseException | None = None
+
+        def closing(t: Transaction) -> bool:
+            if not t.exists(be):
+                return False
+            t.write(f"{be}/online", "0")
+            st = XenbusState.parse(t.get(f"{be}/state"))
+            if st not in (XenbusState.CLOSED, None):
+                t.write(f"{be}/state", str(int(XenbusState.CLOSING)))
+            return True
+        if self.xs.exists(be) and self.xs.transact(closing):
+            try:
+                await self.await_state(be, XenbusState.CLOSED, timeout,
+                                       what=f"{kind} {which} of domain {domid}")
+            except DeviceTimeout:
+                if not force:
+                    raise
+                left = 0
+            except DeviceError:
+                pass                        # the backend went away by itself
+            except asyncio.CancelledError as e:
+                cancelled, left = e, 0      # finish the removal as a forced detach would
+        clean = self.detach(domid, kind, devid, timeout=left, force=True if cancelled
+                            else force)
+        if cancelled is not None:
+            raise cancelled
+        return clean
+
+    async def adetach_disk(self, dom: int | str, vdev: str | int, **kw: Any) -> bool:
+        """:meth:`detach_disk` for asyncio (:meth:`adetach` of a vbd)."""
+        return await self.adetach(dom, "vbd", vdev, **kw)
+
 def _tracked(fn: Callable[..., _R]) -> Callable[..., _R]:
     @functools.wraps(fn)
     def call(self: Devices, *a: Any, **kw: Any) -> _R:
@@ -1508,6 +1613,19 @@ for _name, _fn in list(vars(Devices).items()):
     if not _name.startswith("_") and _name != "close" and inspect.isfunction(_fn):
         setattr(Devices, _name, _tracked(_fn))
 del _name, _fn
+
+
+async def _to_the_end(coro: Any) -> Any:
+    """Await ``coro`` to its end even if the awaiting task is cancelled meanwhile (a
+    rollback); its result."""
+    import asyncio
+    task = asyncio.ensure_future(coro)
+    while True:
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                return task.result()
 
 
 # ---------------------------------------------------------------------------------------

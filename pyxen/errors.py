@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PyxenError", "XenUnavailableError", "XenFeatureUnavailable", "HandleClosedError",
     "DomainNotFoundError", "ArgumentError", "ArgumentTypeError", "ArgumentIndexError",
-    "ReadOnlyError", "PyxenTimeoutError",
+    "ReadOnlyError", "PyxenTimeoutError", "GuestWaitTimeout",
     "OutOfMemoryError", "XenError",
     # libxenctrl
     "XenCtrlError", "NoSuchDomainError", "XenPermissionError", "XenInvalidArgumentError",
@@ -660,6 +660,15 @@ class ConsoleTtyError(PyxenError, LookupError):
 
 class ConsoleTimeoutError(PyxenTimeoutError):
     """``guest.console_tty``: no console tty appeared within the timeout."""
+
+
+class GuestWaitTimeout(PyxenTimeoutError):
+    """``guest.await_device_model`` / ``await_console_marker``: what was awaited did not
+    happen within the timeout (``domid`` says for which guest)."""
+
+    def __init__(self, message: str, *, domid: int | None = None):
+        super().__init__(message)
+        self.domid = domid
 
 
 class BuildError(PyxenError):

@@ -69,7 +69,8 @@ from .types import LifecycleAction
 if TYPE_CHECKING:
     from .config import DomainConfig
 from .errors import (BuildError, ConsoleTimeoutError, ConsoleTtyError,  # noqa: F401
-                     DomainNotFoundError, InsufficientMemoryError, KernelNotFoundError,
+                     DomainNotFoundError, GuestWaitTimeout, HandleClosedError,
+                     InsufficientMemoryError, KernelNotFoundError,
                      NoSerialError, PyxenError, QmpError, SpecError, SpecTypeError,
                      UnsupportedGuestError)
 
@@ -1900,6 +1901,256 @@ def console_output(domid: int, timeout: float = 30.0, until: str | bytes | None 
         os.close(fd)
     return buf.decode("utf-8", "replace")
 
+
+# -- asyncio: the build's waits and the console as true awaits ----------------------------
+
+
+async def _await_node(xs: _xenstore.XenStore, path: str, done: Callable[[bytes | None], bool],
+                      timeout: float, also: Callable[[], object] | None = None) -> bytes | None:
+    """Await (a xenstore Watch on ``path``, on the running loop) until ``done(value)``;
+    ``also()`` is called after each look (it may raise). The last value, or
+    GuestWaitTimeout."""
+    import asyncio
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    with xs.watch(path) as w:           # before the first look: no change is missed
+        while True:
+            value = xs.get(path)
+            if done(value):
+                return value
+            if also is not None:
+                also()
+            left = deadline - loop.time()
+            if left <= 0:
+                raise GuestWaitTimeout(f"{path}: still {value!r} after {timeout:g}s")
+            # a watch event, or a second later at most (also() may look at a process)
+            await w.aread(min(left, 1.0) if also is not None else left)
+            while w.check() is not None:
+                pass
+
+
+async def await_device_model(domid: int, *, timeout: float = 60.0, pid: int | None = None,
+                             xs: _xenstore.XenStore | None = None) -> None:
+    """Await an HVM guest's device model: xenstore's ``device-model/<domid>/state``
+    says ``running`` (what the build waits for), awaited on a watch. With ``pid``, a
+    device model that exits first fails it at once. GuestWaitTimeout after ``timeout``."""
+    own = xs is None
+    xs = xs or _xenstore.open()
+
+    def alive() -> None:
+        if pid is not None and _gone(pid):
+            raise GuestWaitTimeout(f"domain {domid}: device model {pid} exited before it "
+                                   "was running", domid=domid)
+    try:
+        await _await_node(xs, f"{dm_state_path(domid)}/state", lambda v: v == b"running",
+                          timeout, alive)
+    except GuestWaitTimeout as e:
+        if e.domid is None:
+            raise GuestWaitTimeout(f"domain {domid}: device model not running ({e})",
+                                   domid=domid) from None
+        raise
+    finally:
+        if own:
+            xs.close()
+
+
+def _set_done(fut: Any) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class AsyncConsole:
+    """A domain's console (the pty xenconsoled serves, raw and non-blocking as
+    :func:`open_console` gives it) read on the running asyncio loop with ``add_reader``.
+
+    ``async with await AsyncConsole.open(domid) as con: await con.read_until(b"OK")``.
+    ``close()`` from any thread, any number of times; a pending read then raises
+    HandleClosedError. Reads return b"" once the console went away (the domain died)."""
+
+    def __init__(self, domid: int, fd: int) -> None:
+        self.domid, self._fd = domid, fd
+        self.buffer = bytearray()       # everything read and not yet returned
+        self.eof = False
+        self._lock = threading.Lock()
+        self._loop: Any = None
+        self._fut: Any = None
+
+    @classmethod
+    async def open(cls, domid: int, *, xs: _xenstore.XenStore | None = None,
+                   timeout: float = 10.0) -> "AsyncConsole":
+        """Await the console tty (xenstore ``console/tty``, on a watch), then open it."""
+        own = xs is None
+        xs = xs or _xenstore.open()
+        try:
+            try:
+                await _await_node(xs, f"/local/domain/{domid}/console/tty", bool, timeout)
+            except GuestWaitTimeout:
+                raise ConsoleTimeoutError(f"domain {domid}: no console tty after "
+                                          f"{timeout:g}s") from None
+            return cls(domid, open_console(domid, xs=xs, timeout=0))
+        finally:
+            if own:
+                xs.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once close() ran."""
+        return self._fd < 0
+
+    def fileno(self) -> int:
+        """The pty's descriptor (HandleClosedError once closed)."""
+        if self._fd < 0:
+            raise HandleClosedError(self)
+        return self._fd
+
+    def close(self) -> None:
+        """Close the pty; idempotent, from any thread (a pending read raises
+        HandleClosedError)."""
+        with self._lock:
+            fd, self._fd = self._fd, -1
+            loop, fut = self._loop, self._fut
+        if fd < 0:
+            return
+        if loop is not None and not loop.is_closed():
+            def here() -> None:
+                loop.remove_reader(fd)
+                os.close(fd)
+                if not fut.done():
+                    fut.set_result(None)
+            try:
+                import asyncio
+                if asyncio.get_running_loop() is loop:
+                    here()
+                    return
+            except RuntimeError:
+                pass
+            try:
+                loop.call_soon_threadsafe(here)
+                return
+            except RuntimeError:
+                pass
+        os.close(fd)
+
+    async def _fill(self, timeout: float | None) -> None:
+        import asyncio
+        fd = self.fileno()
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            loop = asyncio.get_running_loop()
+            fut = loop.create_future()
+            with self._lock:
+                if self._fd < 0:
+                    raise HandleClosedError(self) from None
+                self._loop, self._fut = loop, fut
+                loop.add_reader(fd, _set_done, fut)
+            try:
+                await asyncio.wait([fut], timeout=timeout)
+            finally:
+                with self._lock:
+                    self._loop = self._fut = None
+                    if self._fd >= 0:
+                        loop.remove_reader(fd)
+            if self._fd < 0:
+                raise HandleClosedError(self) from None
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError as e:
+                if e.errno != _errno.EIO:
+                    raise
+                chunk = b""             # EIO: xenconsoled closed the master
+        except OSError as e:
+            if e.errno != _errno.EIO:
+                raise
+            chunk = b""
+        if not chunk:
+            self.eof = True
+        self.buffer += chunk
+
+    async def read(self, n: int = 65536) -> bytes:
+        """Up to ``n`` bytes as soon as some are there; b"" once the console went away."""
+        while not self.buffer and not self.eof:
+            await self._fill(None)
+        out = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return out
+
+    async def read_until(self, marker: str | bytes, timeout: float | None = None) -> bytes:
+        """Everything up to and including ``marker``. GuestWaitTimeout after ``timeout``
+        seconds, or if the console goes away first (what was read stays in ``buffer``)."""
+        import asyncio
+        m = marker.encode() if isinstance(marker, str) else marker
+        loop = asyncio.get_running_loop()
+        end = None if timeout is None else loop.time() + timeout
+        while True:
+            i = self.buffer.find(m)
+            if i >= 0:
+                out = bytes(self.buffer[:i + len(m)])
+                del self.buffer[:i + len(m)]
+                return out
+            left = None if end is None else end - loop.time()
+            if self.eof or (left is not None and left <= 0):
+                why = "the console went away" if self.eof else f"{timeout:g}s passed"
+                raise GuestWaitTimeout(f"domain {self.domid}: no {m!r} on the console "
+                                       f"({why})", domid=self.domid)
+            await self._fill(left)
+
+    def write(self, data: bytes) -> int:
+        """Write input to the console (non-blocking: how many bytes went)."""
+        try:
+            return os.write(self.fileno(), data)
+        except BlockingIOError:
+            return 0
+
+    async def __aenter__(self) -> "AsyncConsole":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def await_console_marker(domid: int, marker: str | bytes, *, timeout: float = 60.0,
+                               xs: _xenstore.XenStore | None = None) -> str:
+    """Await ``marker`` on ``domid``'s console (:class:`AsyncConsole`); the console text
+    up to and including it. GuestWaitTimeout if it does not appear in ``timeout`` s."""
+    import asyncio
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    con = await AsyncConsole.open(domid, xs=xs, timeout=timeout)
+    try:
+        out = await con.read_until(marker, max(0.0, end - loop.time()))
+    finally:
+        con.close()
+    return out.decode("utf-8", "replace")
+
+
+async def abuild(spec: BuildSpec, *, xc: _ctrl.Ctrl | None = None,
+                 xs: _xenstore.XenStore | None = None, check_memory: bool = True,
+                 kernel_cache: bool = True) -> Guest:
+    """:func:`build` for asyncio: the build (libxenguest's CPU-bound work and, for an HVM
+    guest, its device-model start) runs in the loop's default executor, so the loop keeps
+    running. Cancelled, the build is let finish and the guest destroyed (domain,
+    xenstore entries, device model): nothing is left behind."""
+    import asyncio
+    import functools
+    loop = asyncio.get_running_loop()
+    job = loop.run_in_executor(None, functools.partial(
+        build, spec, xc=xc, xs=xs, check_memory=check_memory, kernel_cache=kernel_cache))
+    try:
+        return await asyncio.shield(job)
+    except asyncio.CancelledError:
+        while not job.done():           # a second cancellation waits as well
+            try:
+                await asyncio.wait([job])
+            except asyncio.CancelledError:
+                continue
+        if not job.cancelled() and job.exception() is None:
+            g = job.result()
+            await loop.run_in_executor(None, functools.partial(destroy, g.domid, xc=xc,
+                                                               xs=xs, uuid=g.uuid))
+        raise
 
 # -- lifecycle ---------------------------------------------------------------------------
 

@@ -50,7 +50,7 @@ from .errors import (CreateTimeout, DomainNotFound, DomainNotFoundError,  # noqa
 
 __all__ = ["open", "Context", "DomainInfo", "DiskInfo", "NicInfo", "VcpuInfo", "VncAddress",
            "ShutdownReason", "LibxlError", "DomainNotFound", "LibxlInvalid", "ConsoleType",
-           "EventType", "DomainEvent", "CreateOp", "DeathWatch", "parse_cpus"]
+           "EventType", "DomainEvent", "CreateOp", "DestroyOp", "DeathWatch", "parse_cpus"]
 
 
 # the exception classes and libxl's checker live in pyxen.errors; the old names stay here
@@ -321,18 +321,26 @@ class Context(Handle):
             self._logger.destroy()
         _check(rc, "libxl_ctx_alloc")
         logger = self._logger
+        # first, before libxl has any fd or timeout: the asyncio forms' hooks (_OsEvents)
+        osev = _OsEvents(self)
+        oshooks = _osevent_hooks()
+        lib.libxl_osevent_register_hooks(pp[0], oshooks, ffi.cast("void *", osev.id))
         hooks = _child_hooks()
         # before libxl can have children: libxl reaps only its own (see the module doc)
         lib.libxl_childproc_setmode(pp[0], hooks, ffi.NULL)
 
-        def free(p: Any, _keep: object = hooks, _log: XtlLogger = logger) -> None:
+        def free(p: Any, _keep: object = (hooks, oshooks), _log: XtlLogger = logger,
+                 _os: _OsEvents = osev) -> None:
             lib.libxl_ctx_free(p)   # the logger outlives the ctx, and is freed after it
             _log.destroy()
+            _OS_USERS.pop(_os.id, None)
 
         self._lock = threading.RLock()   # _tokens, _queues, _ops and each op's state
         self._tokens = itertools.count(1)
         self._queues: dict[int, collections.deque] = {}
-        self._ops: dict[int, "CreateOp"] = {}
+        self._ops: dict[int, "CreateOp | DestroyOp"] = {}
+        self._os = osev
+        self._awaiting: builtins.list[tuple[Any, Any]] = []  # (loop, future) of each await
         self._local = threading.local()  # per thread: pollfds, npollfds
         self._adopt(ffi, pp[0], free)
 
@@ -357,6 +365,8 @@ class Context(Handle):
                 pass
         with self._lock:
             left = [op for op in self._ops.values() if not op.done]
+        self._os.detach()
+        self._notify()                  # pending awaits raise HandleClosedError
         if left:
             _UNFINISHED.append(self._closing)
             _LOG.warning("libxl context closed with %d creation(s) still running: left "
@@ -413,6 +423,8 @@ class Context(Handle):
         while True:
             rc = lib.libxl_event_check(self._p(), out, _EVENTMASK_ALL, ffi.NULL, ffi.NULL)
             if rc == lib.ERROR_NOT_READY:
+                if n:
+                    self._notify()      # the awaits on this context look again
                 return n
             _check(rc, "libxl_event_check")
             try:
@@ -462,6 +474,7 @@ class Context(Handle):
             for i in range(nfds[0]):
                 pollfds[i].revents = 0
         lib.libxl_osevent_afterpoll(self._p(), nfds[0], pollfds, self._now())
+        self._os.flush()
         return n + self._drain()
 
     def _wait_queue(self, token: int, timeout: float | None) -> DomainEvent | None:
@@ -482,6 +495,54 @@ class Context(Handle):
                 except IndexError:
                     return None
             self.run_events(left)
+
+    # -- asyncio (libxl_osevent_register_hooks; see _OsEvents) -----------------------------
+    async def acreate(self, cfg: DomainConfig | dict | str, *, paused: bool = False,
+                      timeout: float | None = None) -> int:
+        """``await ctx.acreate(cfg)``: :meth:`create` on the running asyncio loop (libxl's
+        fds and timeouts on the loop, no thread); cancelled, it undoes the creation."""
+        return await _create_await(CreateOp(self, cfg, paused), timeout)
+
+    async def adestroy(self, dom: int | str, *, timeout: float | None = None) -> None:
+        """``await ctx.adestroy(dom)``: ``libxl_domain_destroy`` as a libxl asynchronous
+        operation awaited on the running loop."""
+        await DestroyOp(self, self.domid(dom)).await_(timeout)
+
+    def destroy_async(self, dom: int | str) -> "DestroyOp":
+        """Start ``libxl_domain_destroy`` as a libxl asynchronous operation; a DestroyOp
+        to ``wait()`` or ``await``."""
+        return DestroyOp(self, self.domid(dom))
+
+    async def _await_queue(self, token: int, timeout: float | None) -> DomainEvent | None:
+        import asyncio
+        loop = asyncio.get_running_loop()
+        self._os.attach(loop)
+        end = None if timeout is None else loop.time() + timeout
+        while True:
+            q = self._queues.get(token)
+            if q is None:
+                raise HandleClosedError("libxl watch or operation")
+            try:
+                return q.popleft()
+            except IndexError:
+                pass
+            self._drain()               # HandleClosedError once the context is closed
+            if q:
+                continue
+            left = None if end is None else end - loop.time()
+            if left is not None and left <= 0:
+                return None
+            await _tick(self, loop, left)
+
+    def _notify(self) -> None:
+        """Wake every await on this context (events arrived, or it closed)."""
+        with self._lock:
+            waiting = list(self._awaiting)
+        for loop, fut in waiting:
+            try:
+                loop.call_soon_threadsafe(_wake, fut)
+            except RuntimeError:        # its loop closed
+                pass
 
     # -- names and ids -------------------------------------------------------------------
     def domid(self, dom: int | str) -> int:
@@ -1227,6 +1288,14 @@ class CreateOp:
                 except PyxenError:
                     pass                # libxl destroyed it already (a failed creation)
 
+    async def await_(self, timeout: float | None = None) -> int:
+        """``await op`` / ``await op.await_(timeout)``: :meth:`wait` on the running loop.
+        Cancelled, it undoes the creation (what :meth:`cancel` does)."""
+        return await _create_await(self, timeout)
+
+    def __await__(self) -> Any:
+        return _create_await(self, None).__await__()
+
     def abort(self) -> None:
         """Ask libxl to cut the creation short (``libxl_ao_abort``); :meth:`wait` then
         raises ABORTED (or the domain completes anyway)."""
@@ -1249,6 +1318,7 @@ class DeathWatch:
         ffi, lib = ctx._ffi, ctx._lib
         self.ctx = ctx
         self.domid = domid
+        self._dead = False
         self._token = ctx._token()
         self._evgen = ffi.new("libxl_evgen_domain_death **")
         rc = lib.libxl_evenable_domain_death(ctx._p(), domid, self._token, self._evgen)
@@ -1271,6 +1341,41 @@ class DeathWatch:
             if ev is None or ev.type in types:
                 return ev
 
+    async def await_event(self, timeout: float | None = None) -> DomainEvent | None:
+        """:meth:`wait` for asyncio: the next event, or None after ``timeout`` seconds."""
+        return await self.ctx._await_queue(self._token, timeout)
+
+    async def await_for(self, *types: EventType,
+                        timeout: float | None = None) -> DomainEvent | None:
+        """:meth:`wait_for` for asyncio: skip events until one of ``types`` (default
+        DOMAIN_DEATH); None on timeout."""
+        import asyncio
+        types = types or (EventType.DOMAIN_DEATH,)
+        loop = asyncio.get_running_loop()
+        end = None if timeout is None else loop.time() + timeout
+        while True:
+            left = None if end is None else max(0.0, end - loop.time())
+            ev = await self.ctx._await_queue(self._token, left)
+            if ev is None or ev.type in types:
+                return ev
+
+    def __aiter__(self) -> "DeathWatch":
+        return self
+
+    async def __anext__(self) -> DomainEvent:
+        if self._dead or self._evgen is None:
+            raise StopAsyncIteration
+        try:
+            ev = await self.ctx._await_queue(self._token, None)
+        except HandleClosedError:
+            if self._evgen is None:     # this watch was closed
+                raise StopAsyncIteration from None
+            raise
+        assert ev is not None
+        if ev.type == EventType.DOMAIN_DEATH:
+            self._dead = True           # nothing follows a domain's death
+        return ev
+
     def close(self) -> None:
         """Stop watching (``libxl_evdisable_domain_death``); idempotent, works after the context
         closed."""
@@ -1288,3 +1393,456 @@ class DeathWatch:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# -- asyncio ------------------------------------------------------------------------------
+# libxl's second event approach (libxl_event.h): libxl_osevent_register_hooks hands the
+# application every fd and timeout libxl wants watched; the application's loop calls
+# libxl_osevent_occurred_fd / _timeout when they fire. libxl allows mixing it with the
+# beforepoll/afterpoll approach, so the blocking forms (run_events) keep working as before
+# while an asyncio loop sees the same fds and timeouts through add_reader/add_writer/call_at.
+# The hooks may be called from any thread, inside any libxl call, with libxl's ctx lock
+# held: they only update the tables here (under _OsEvents._lock, which is never held while
+# calling libxl: libxl_event.h's lock rule (a)) and tell the loop to look at them again.
+
+_OSEVENT_HOOKS: Any = None
+_OS_USERS: dict[int, "_OsEvents"] = {}   # id -> _OsEvents, for the hooks' user pointer
+_OS_IDS = itertools.count(1)
+
+
+def _osevent_hooks() -> Any:
+    """The one libxl_osevent_hooks struct (libxl keeps the pointer: it outlives every ctx)."""
+    global _OSEVENT_HOOKS
+    if _OSEVENT_HOOKS is not None:
+        return _OSEVENT_HOOKS
+    ffi, lib = xen()
+
+    def owner(user: Any) -> "_OsEvents | None":
+        return _OS_USERS.get(int(ffi.cast("uintptr_t", user)))
+
+    def key_of(reg: Any) -> int:
+        return int(ffi.cast("uintptr_t", reg))
+
+    @ffi.def_extern()
+    def pyxen_fd_register(user: Any, fd: int, reg_out: Any, events: int,
+                          for_libxl: Any) -> int:
+        os_ = owner(user)
+        if os_ is None:
+            return int(lib.ERROR_OSEVENT_REG_FAIL)
+        try:
+            reg_out[0] = ffi.cast("void *", os_._fd_register(fd, events, for_libxl))
+            return 0
+        except Exception:  # noqa: BLE001 - never unwind into C
+            return int(lib.ERROR_OSEVENT_REG_FAIL)
+
+    @ffi.def_extern()
+    def pyxen_fd_modify(user: Any, fd: int, reg_update: Any, events: int) -> int:
+        os_ = owner(user)
+        if os_ is not None:
+            try:
+                os_._fd_modify(key_of(reg_update[0]), events)
+            except Exception:  # noqa: BLE001
+                return int(lib.ERROR_OSEVENT_REG_FAIL)
+        return 0
+
+    @ffi.def_extern()
+    def pyxen_fd_deregister(user: Any, fd: int, reg: Any) -> None:
+        os_ = owner(user)
+        if os_ is not None:
+            try:
+                os_._fd_deregister(key_of(reg))
+            except Exception:  # noqa: BLE001
+                pass
+
+    @ffi.def_extern()
+    def pyxen_timeout_register(user: Any, reg_out: Any, abs: Any, for_libxl: Any) -> int:
+        os_ = owner(user)
+        if os_ is None:
+            return int(lib.ERROR_OSEVENT_REG_FAIL)
+        try:
+            at = int(abs.tv_sec) + int(abs.tv_usec) / 1e6
+            reg_out[0] = ffi.cast("void *", os_._timeout_register(at, for_libxl))
+            return 0
+        except Exception:  # noqa: BLE001
+            return int(lib.ERROR_OSEVENT_REG_FAIL)
+
+    @ffi.def_extern()
+    def pyxen_timeout_modify(user: Any, reg_update: Any, abs: Any) -> int:
+        os_ = owner(user)             # libxl only ever asks for {0,0}: as soon as possible
+        if os_ is not None:
+            try:
+                os_._timeout_modify(key_of(reg_update[0]))
+            except Exception:  # noqa: BLE001
+                return int(lib.ERROR_OSEVENT_REG_FAIL)
+        return 0
+
+    @ffi.def_extern()
+    def pyxen_timeout_deregister(user: Any, reg: Any) -> None:
+        pass                          # never called by libxl (libxl_event.h)
+
+    h = ffi.new("libxl_osevent_hooks *")
+    h.fd_register = lib.pyxen_fd_register
+    h.fd_modify = lib.pyxen_fd_modify
+    h.fd_deregister = lib.pyxen_fd_deregister
+    h.timeout_register = lib.pyxen_timeout_register
+    h.timeout_modify = lib.pyxen_timeout_modify
+    h.timeout_deregister = lib.pyxen_timeout_deregister
+    _OSEVENT_HOOKS = h
+    return h
+
+
+class _OsEvents:
+    """One context's libxl fds and timeouts, and the asyncio loop they are on (if any).
+
+    Registration tables change in whichever thread libxl calls the hooks from; the loop's
+    own view (readers, writers, timer handles) changes only in the loop's thread
+    (:meth:`_sync`, scheduled with ``call_soon_threadsafe`` from other threads). Without a
+    loop, or once it closed, timeouts libxl cancelled (modified to "now") are handed back
+    to libxl by :meth:`flush`, which run_events calls after each round."""
+
+    def __init__(self, ctx: "Context") -> None:
+        import weakref
+        self._ctx = weakref.ref(ctx)
+        self.id = next(_OS_IDS)
+        self._lock = threading.Lock()
+        self._keys = itertools.count(1)
+        self._fds: dict[int, list] = {}          # key -> [fd, events, for_libxl]
+        self._timeouts: dict[int, list] = {}     # key -> [wall time (0: now), for_libxl]
+        self._loop: Any = None
+        self._loop_thread: int | None = None
+        self._on_loop: dict[int, tuple[bool, bool]] = {}   # fd -> (reader, writer) added
+        self._timers: dict[int, tuple[float, Any]] = {}    # key -> (when, TimerHandle)
+        _OS_USERS[self.id] = self
+
+    # hooks (any thread, inside libxl: no libxl call here)
+    def _fd_register(self, fd: int, events: int, for_libxl: Any) -> int:
+        with self._lock:
+            key = next(self._keys)
+            self._fds[key] = [fd, events, for_libxl]
+        self._changed()
+        return key
+
+    def _fd_modify(self, key: int, events: int) -> None:
+        with self._lock:
+            if key in self._fds:
+                self._fds[key][1] = events
+        self._changed()
+
+    def _fd_deregister(self, key: int) -> None:
+        with self._lock:
+            self._fds.pop(key, None)
+        self._changed()
+
+    def _timeout_register(self, at: float, for_libxl: Any) -> int:
+        with self._lock:
+            key = next(self._keys)
+            self._timeouts[key] = [at, for_libxl]
+        self._changed()
+        return key
+
+    def _timeout_modify(self, key: int) -> None:
+        with self._lock:
+            if key in self._timeouts:
+                self._timeouts[key][0] = 0.0
+        self._changed()
+
+    def _changed(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            self._sync()
+            return
+        try:
+            loop.call_soon_threadsafe(self._sync)
+        except RuntimeError:          # the loop closed: flush() takes over
+            pass
+
+    # the loop's side (its thread only)
+    def attach(self, loop: Any) -> None:
+        """Put libxl's fds and timeouts on ``loop`` (the running one, in its thread)."""
+        if self._loop is loop:
+            return
+        self.detach()
+        self._loop, self._loop_thread = loop, threading.get_ident()
+        self._sync()
+
+    def detach(self) -> None:
+        """Take everything off the loop (in its thread, or when it is closed)."""
+        loop = self._loop
+        if loop is None:
+            return
+        if threading.get_ident() != self._loop_thread and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._detach_here, loop)
+            except RuntimeError:
+                pass
+            self._loop = self._loop_thread = None
+            return
+        self._detach_here(loop)
+        self._loop = self._loop_thread = None
+
+    def _detach_here(self, loop: Any) -> None:
+        if not loop.is_closed():
+            for fd, (r, w) in self._on_loop.items():
+                if r:
+                    loop.remove_reader(fd)
+                if w:
+                    loop.remove_writer(fd)
+        for _, h in self._timers.values():
+            h.cancel()
+        self._on_loop.clear()
+        self._timers.clear()
+
+    def _sync(self) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed() or threading.get_ident() != self._loop_thread:
+            return
+        lib = xen()[1]
+        with self._lock:
+            want: dict[int, tuple[bool, bool]] = {}
+            for fd, events, _ in self._fds.values():
+                r, w = want.get(fd, (False, False))
+                want[fd] = (r or bool(events & (lib.POLLIN | lib.POLLPRI)),
+                            w or bool(events & lib.POLLOUT))
+            timeouts = {k: v[0] for k, v in self._timeouts.items()}
+        for fd in set(want) | set(self._on_loop):
+            r0, w0 = self._on_loop.get(fd, (False, False))
+            r1, w1 = want.get(fd, (False, False))
+            try:                        # (an fd libxl closed meanwhile: dropped by the
+                if r1 and not r0:       # kernel, its next registration adds it again)
+                    loop.add_reader(fd, self._on_fd, fd, True)
+                elif r0 and not r1:
+                    loop.remove_reader(fd)
+            except (OSError, ValueError):
+                r1 = False
+            try:
+                if w1 and not w0:
+                    loop.add_writer(fd, self._on_fd, fd, False)
+                elif w0 and not w1:
+                    loop.remove_writer(fd)
+            except (OSError, ValueError):
+                w1 = False
+            if r1 or w1:
+                self._on_loop[fd] = (r1, w1)
+            else:
+                self._on_loop.pop(fd, None)
+        for key in list(self._timers):
+            if key not in timeouts:
+                self._timers.pop(key)[1].cancel()
+        for key, at in timeouts.items():
+            old = self._timers.get(key)
+            if old is not None and old[0] == at:
+                continue
+            if old is not None:
+                old[1].cancel()
+            delay = max(0.0, at - time.time()) if at else 0.0
+            self._timers[key] = (at, loop.call_at(loop.time() + delay, self._on_timeout, key))
+
+    def _on_fd(self, fd: int, readable: bool) -> None:
+        ctx = self._ctx()
+        if ctx is None:
+            return
+        ffi, lib = xen()
+        bits = (lib.POLLIN | lib.POLLPRI) if readable else lib.POLLOUT
+        with self._lock:
+            regs = [(events, fl) for f, events, fl in self._fds.values()
+                    if f == fd and events & bits]
+        try:
+            for events, fl in regs:
+                lib.libxl_osevent_occurred_fd(ctx._p(), fl, fd, events, events & bits)
+            ctx._drain()
+        except HandleClosedError:       # closed from another thread: off the loop
+            if self._loop is not None:
+                self._detach_here(self._loop)
+            self._loop = self._loop_thread = None
+            ctx._notify()
+
+    def _on_timeout(self, key: int) -> None:
+        ctx = self._ctx()
+        with self._lock:
+            entry = self._timeouts.pop(key, None)
+        self._timers.pop(key, None)
+        if ctx is None or entry is None:
+            return
+        try:
+            xen()[1].libxl_osevent_occurred_timeout(ctx._p(), entry[1])
+            ctx._drain()
+        except HandleClosedError:
+            ctx._notify()
+
+    def flush(self) -> None:
+        """Without a live loop: give libxl back the timeouts it cancelled (outside libxl)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            return
+        ctx = self._ctx()
+        if ctx is None:
+            return
+        with self._lock:
+            due = [k for k, v in self._timeouts.items() if v[0] == 0.0]
+            entries = [self._timeouts.pop(k) for k in due]
+        for _, fl in entries:
+            xen()[1].libxl_osevent_occurred_timeout(ctx._p(), fl)
+
+
+async def _tick(ctx: "Context", loop: Any, left: float | None) -> None:
+    """Wait until ``ctx`` delivers events (or at most ``left`` s, and 1 s at a time: a
+    last resort that re-checks, never the way events arrive)."""
+    import asyncio
+    fut = loop.create_future()
+    with ctx._lock:
+        ctx._awaiting.append((loop, fut))
+    try:
+        await asyncio.wait([fut], timeout=1.0 if left is None else max(0.0, min(1.0, left)))
+    finally:
+        with ctx._lock:
+            try:
+                ctx._awaiting.remove((loop, fut))
+            except ValueError:
+                pass
+
+
+def _wake(fut: Any) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class DestroyOp:
+    """A ``libxl_domain_destroy`` in flight as a libxl asynchronous operation
+    (:meth:`Context.adestroy`); its context's close() drives it to its end."""
+
+    def __init__(self, ctx: "Context", domid: int) -> None:
+        ffi, lib = ctx._ffi, ctx._lib
+        self.ctx, self.domid = ctx, domid
+        self.error: LibxlError | None = None
+        self._done = False
+        self._token = ctx._token()
+        self._how = ffi.new("libxl_asyncop_how *")
+        self._how.callback = ffi.NULL
+        self._how.u.for_event = self._token
+        with ctx._lock:
+            ctx._ops[self._token] = self
+        try:
+            rc = lib.libxl_domain_destroy(ctx._p(), domid, self._how)
+        except BaseException:
+            self._end()
+            raise
+        if rc:
+            self._end()
+            _check(rc, "libxl_domain_destroy", domid)
+
+    def _end(self) -> None:
+        with self.ctx._lock:
+            self._done = True
+            self.ctx._ops.pop(self._token, None)
+            self.ctx._drop_token(self._token)
+
+    @property
+    def done(self) -> bool:
+        """True once libxl reported the destruction complete."""
+        if not self._done:
+            with self.ctx._lock:
+                q = self.ctx._queues.get(self._token)
+                ev = q.popleft() if q else None
+            if ev is not None:
+                if ev.rc:
+                    self.error = libxl_error(ev.rc, "libxl_domain_destroy", self.domid)
+                self._end()
+        return self._done
+
+    def abort(self) -> None:
+        """A destruction is not cut short (libxl_ao_abort would leave a half-gone domain)."""
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Drive libxl until the destruction completes (blocking); its LibxlError."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while not self.done:
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                raise CreateTimeout(f"domain {self.domid}: destruction still in progress")
+            self.ctx.run_events(left)
+        if self.error is not None:
+            raise self.error
+
+    async def await_(self, timeout: float | None = None) -> None:
+        """``await``: until the destruction completes. A cancelled await leaves the
+        destruction running to its end (driven by the loop, or by close())."""
+        import asyncio
+        loop = asyncio.get_running_loop()
+        self.ctx._os.attach(loop)
+        end = None if timeout is None else loop.time() + timeout
+        while not self.done:
+            left = None if end is None else end - loop.time()
+            if left is not None and left <= 0:
+                raise CreateTimeout(f"domain {self.domid}: destruction still in progress")
+            await _tick(self.ctx, loop, left)
+            if not self.done:
+                self.ctx._drain()
+        if self.error is not None:
+            raise self.error
+
+    def __await__(self) -> Any:
+        return self.await_().__await__()
+
+
+async def _create_await(op: CreateOp, timeout: float | None) -> int:
+    """CreateOp.await_'s body: true awaits on the context's events."""
+    import asyncio
+    ctx = op.ctx
+    loop = asyncio.get_running_loop()
+    ctx._os.attach(loop)
+    end = None if timeout is None else loop.time() + timeout
+    try:
+        while not op.done:
+            ctx._drain()
+            op._take()
+            if op.done:
+                break
+            left = None if end is None else end - loop.time()
+            if left is not None and left <= 0:
+                raise CreateTimeout(f"domain creation still in progress after {timeout:g}s")
+            await _tick(ctx, loop, left)
+    except (TimeoutError, HandleClosedError):
+        raise                       # still in flight / its context's close() ends it
+    except BaseException:           # cancelled (or a failure driving libxl): undo it all
+        await _create_undo(op)
+        raise
+    op._settled()
+    if op.error is not None:
+        raise op.error
+    assert op.domid is not None
+    return int(op.domid)
+
+
+async def _create_undo(op: CreateOp, timeout: float = 60.0) -> None:
+    """CreateOp.cancel for a cancelled await: abort, await the end, destroy what was made.
+    A second cancellation waits until this is done."""
+    import asyncio
+    ctx = op.ctx
+    loop = asyncio.get_running_loop()
+    op.paused = True                # never unpause what is being undone
+    if not op.done:
+        try:
+            op.abort()
+        except (LibxlError, HandleClosedError):
+            pass
+        end = loop.time() + timeout
+        while not op.done and loop.time() < end:
+            try:
+                ctx._drain()
+                op._take()
+                if not op.done:
+                    await _tick(ctx, loop, end - loop.time())
+            except asyncio.CancelledError:
+                continue
+            except PyxenError:
+                break
+    domid = op.domid
+    if domid is None and int(op._domid[0]) != 0xFFFFFFFF:
+        domid = int(op._domid[0])
+    if domid is not None:
+        try:
+            ctx.destroy(domid)
+        except PyxenError:
+            pass                    # libxl destroyed it already (a failed creation)
