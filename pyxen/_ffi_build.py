@@ -4,8 +4,8 @@
 * ``pyxen._linux``: the Linux loop, block and interface ioctls pyxen.devices makes
   (``csrc/linux.h``); no Xen dependency.
 * ``pyxen._xen``: libxenstore, libxenctrl, libxenguest, libxenlight, libxlutil,
-  libxentoollog, libxenhypfs, libxenstat and the stable libxenevtchn, libxengnttab and
-  libxenforeignmemory, declared by the trimmed headers in ``csrc/``.
+  libxentoollog, libxenhypfs, libxenstat and the stable libxenevtchn, libxengnttab,
+  libxenforeignmemory and libxenvchan, declared by the trimmed headers in ``csrc/``.
 
 Declarations are version-aware: a line ``#if XEN >= 4.18`` ... ``#else`` ... ``#endif``
 in a ``csrc/*.h`` file is resolved here against the Xen version found at build time
@@ -30,13 +30,13 @@ CSRC = Path(__file__).resolve().parents[1] / "csrc"
 # pkg-config names of the libraries pyxen._xen links (libxen-dev ships a .pc for each but
 # libxlutil, which is linked by name).
 XEN_PKGCONFIG = ["xenstore", "xencontrol", "xenguest", "xenlight", "xentoollog", "xenhypfs",
-                 "xenstat", "xenevtchn", "xengnttab", "xenforeignmemory"]
+                 "xenstat", "xenevtchn", "xengnttab", "xenforeignmemory", "xenvchan"]
 XEN_LIBS = ["xenstore", "xenctrl", "xenguest", "xenlight", "xlutil", "xentoollog", "xenhypfs",
-            "xenstat", "xenevtchn", "xengnttab", "xenforeignmemory"]
+            "xenstat", "xenevtchn", "xengnttab", "xenforeignmemory", "xenvchan"]
 # Order matters: later headers use types declared by earlier ones.
 XEN_HEADERS = ["xentoollog.h", "xenstore.h", "xenctrl.h", "xenguest.h", "libxl.h",
                "libxlutil.h", "xenhypfs.h", "xenstat.h", "xenevtchn.h", "xengnttab.h",
-               "xenforeignmemory.h", "pyxen_xen.h"]
+               "xenforeignmemory.h", "libxenvchan.h", "pyxen_xen.h"]
 INCLUDE_DIRS = [p for p in os.environ.get("PYXEN_XEN_INCLUDE", "").split(":") if p]
 LIB_DIRS = [p for p in os.environ.get("PYXEN_XEN_LIBDIR", "").split(":") if p]
 FIX = "pyxen: Xen development headers not found (xenctrl.h): apt-get install libxen-dev"
@@ -153,7 +153,7 @@ def _make_xen_ffi() -> FFI:
     version = xen_version()
     ffi = FFI()
     ffi.cdef("\n".join(_read(h, version) for h in XEN_HEADERS))
-    source = _read("pyxen_xen.c", version)
+    source = _read("pyxen_xen.c", version) + "\n" + _read("pyxen_vchan.c", version)
     macros = [("PYXEN_XEN_MAJOR", str(version[0])), ("PYXEN_XEN_MINOR", str(version[1]))]
     cflags = ["-Wno-unused-function"]
     if _use_pkgconfig():
