@@ -248,9 +248,11 @@ def test_use_after_close(path):
     server.close()
     buf = bytearray(4)
     for h in (server, client):
-        for call in (lambda: h.write(b"x"), lambda: h.send(b"x"), lambda: h.read(1),
-                     lambda: h.readinto(buf), lambda: h.read_exact(1), lambda: h.recv(1),
-                     h.data_ready, h.buffer_space, h.is_open, h.fileno, h.wait, h.streams):
+        calls = [lambda h=h: h.write(b"x"), lambda h=h: h.send(b"x"), lambda h=h: h.read(1),
+                 lambda h=h: h.readinto(buf), lambda h=h: h.read_exact(1),
+                 lambda h=h: h.recv(1), h.data_ready, h.buffer_space, h.is_open, h.fileno,
+                 h.wait, h.streams]
+        for call in calls:
             with pytest.raises(HandleClosedError):
                 call()
         h.close()
