@@ -90,6 +90,19 @@ def _size(n: object, what: str) -> int:
     return n
 
 
+def _view(data: object, writable: bool = False) -> memoryview:
+    """``data`` as a flat byte view (ArgumentTypeError for what is not a contiguous
+    bytes-like, or not writable when it must be)."""
+    try:
+        view = memoryview(data).cast("B")  # type: ignore[arg-type]
+    except TypeError as e:
+        raise ArgumentTypeError(f"need a contiguous bytes-like object, not "
+                                f"{type(data).__name__} ({e})") from None
+    if writable and view.readonly:
+        raise ArgumentTypeError("need a writable buffer")
+    return view
+
+
 def _need_devices(*names: str) -> None:
     for name in names:
         if not os.path.exists(f"/dev/xen/{name}"):
@@ -265,7 +278,7 @@ class Vchan(StableHandle):
     def send(self, data: Any) -> int:
         """Write what fits in the ring now (``libxenvchan_write``, non-blocking); returns
         how many bytes (0 if the ring is full)."""
-        view = memoryview(data).cast("B")
+        view = _view(data)
         if not view.nbytes:
             self._p()
             return 0
@@ -275,7 +288,7 @@ class Vchan(StableHandle):
         """Write all of ``data`` (any bytes-like), waiting for ring space as needed;
         returns its length. VchanTimeoutError after ``timeout`` seconds (``done`` bytes
         went), VchanPeerClosedError if the other end closes first."""
-        view = memoryview(data).cast("B")
+        view = _view(data)
         total = view.nbytes
         deadline = _deadline(timeout)
         cbuf = self._ffi.from_buffer(view) if total else None
@@ -315,9 +328,7 @@ class Vchan(StableHandle):
         """Read into ``buf`` (a writable bytes-like), waiting until at least one byte is
         there; returns the count. VchanPeerClosedError once the peer closed and all it
         wrote is read; VchanTimeoutError after ``timeout`` seconds."""
-        view = memoryview(buf).cast("B")
-        if view.readonly:
-            raise ArgumentTypeError("readinto needs a writable buffer")
+        view = _view(buf, writable=True)
         if not view.nbytes:
             self._p()
             return 0
@@ -325,7 +336,7 @@ class Vchan(StableHandle):
 
     def read(self, n: int, *, timeout: float | None = None) -> bytes:
         """Up to ``n`` bytes, waiting until at least one is there (as :meth:`readinto`)."""
-        buf = bytearray(_size(n, "n"))
+        buf = bytearray(min(_size(n, "n"), MAX_RING))   # one read never returns more
         got = self.readinto(buf, timeout=timeout)
         del buf[got:]
         return bytes(buf)
@@ -413,8 +424,8 @@ class Vchan(StableHandle):
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
-        return (f"<pyxen.vchan.{type(self).__name__} domain {self.domid} "
-                f"{self.path!r} {state}>")
+        return (f"<pyxen.vchan.{type(self).__name__} domain {getattr(self, 'domid', '?')} "
+                f"{getattr(self, 'path', '?')!r} {state}>")
 
 
 class Server(Vchan):
@@ -507,9 +518,7 @@ class VchanReader:
 
     async def readinto(self, buf: Any) -> int:
         """Read into ``buf`` once at least one byte is there; 0 at EOF."""
-        view = memoryview(buf).cast("B")
-        if view.readonly:
-            raise ArgumentTypeError("readinto needs a writable buffer")
+        view = _view(buf, writable=True)
         if not view.nbytes or self._eof:
             return 0
         v = self.vchan
@@ -536,7 +545,7 @@ class VchanReader:
                 if not chunk:
                     return b"".join(chunks)
                 chunks.append(chunk)
-        buf = bytearray(n)
+        buf = bytearray(min(_size(n, "n"), MAX_RING))
         got = await self.readinto(buf)
         del buf[got:]
         return bytes(buf)
@@ -575,7 +584,7 @@ class VchanWriter:
 
     def write(self, data: Any) -> None:
         """Queue ``data`` (kept by reference: do not change it before ``drain``)."""
-        view = memoryview(data).cast("B")
+        view = _view(data)
         if view.nbytes:
             self._pending.append(view)
             self._flush()
