@@ -1,5 +1,6 @@
 /* libxenvchan (libxenvchan.h), trimmed to what pyxen.vchan binds. The handle is opaque
- * here: pyxen only passes it back. Unchanged between Xen 4.17 and 4.20. */
+ * here: pyxen only passes it back (4.20 made its 1-bit flags unsigned; the calls below are
+ * the same in 4.17 and 4.20, so nothing is gated). */
 struct libxenvchan;
 
 struct libxenvchan *libxenvchan_server_init(struct xentoollog_logger *logger,
