@@ -168,7 +168,7 @@ class Vchan(StableHandle):
         return check_vchan(-1, err, call, peer_open=bool(self._lib.libxenvchan_is_open(raw)),
                            domid=self.domid, path=self.path)
 
-    def _closing(self) -> bool:
+    def _is_closing(self) -> bool:
         return self._ptr is None or self._core.closing
 
     def _take_event(self, kick: bool = True) -> bool:
@@ -196,7 +196,7 @@ class Vchan(StableHandle):
         One thread polls the descriptor; the others wait for it to report."""
         with self._cond:
             while True:
-                if self._closing():
+                if self._is_closing():
                     raise HandleClosedError(self)
                 if self._gen != gen:
                     return True
@@ -213,7 +213,7 @@ class Vchan(StableHandle):
                 p.register(fd, select.POLLIN)
             ms = None if left is None else max(1, int(left * 1000))
             ready = {fd for fd, _ in p.poll(ms)}
-            if self._closing():
+            if self._is_closing():
                 raise HandleClosedError(self)
             if self._kick_r in ready:
                 try:
@@ -394,7 +394,7 @@ class Vchan(StableHandle):
         with self._cond:
             if self._gen != gen:
                 return
-        if self._closing():
+        if self._is_closing():
             raise HandleClosedError(self)
         if self._aloop is not None and self._aloop is not loop and self._afuts:
             raise ArgumentError("a vchan's streams are used by another event loop")
