@@ -7,7 +7,8 @@
   only the public io headers (``xen/io/ring.h`` ...), no library.
 * ``pyxen._xen``: libxenstore, libxenctrl, libxenguest, libxenlight, libxlutil,
   libxentoollog, libxenhypfs, libxenstat and the stable libxenevtchn, libxengnttab,
-  libxenforeignmemory and libxendevicemodel, declared by the trimmed headers in ``csrc/``.
+  libxenforeignmemory, libxendevicemodel and libxenvchan, declared by the trimmed headers in
+  ``csrc/``.
 
 Declarations are version-aware: a line ``#if XEN >= 4.18`` ... ``#else`` ... ``#endif``
 in a ``csrc/*.h`` file is resolved here against the Xen version found at build time
@@ -32,13 +33,15 @@ CSRC = Path(__file__).resolve().parents[1] / "csrc"
 # pkg-config names of the libraries pyxen._xen links (libxen-dev ships a .pc for each but
 # libxlutil, which is linked by name).
 XEN_PKGCONFIG = ["xenstore", "xencontrol", "xenguest", "xenlight", "xentoollog", "xenhypfs",
-                 "xenstat", "xenevtchn", "xengnttab", "xenforeignmemory", "xendevicemodel"]
+                 "xenstat", "xenevtchn", "xengnttab", "xenforeignmemory", "xendevicemodel",
+                 "xenvchan"]
 XEN_LIBS = ["xenstore", "xenctrl", "xenguest", "xenlight", "xlutil", "xentoollog", "xenhypfs",
-            "xenstat", "xenevtchn", "xengnttab", "xenforeignmemory", "xendevicemodel"]
+            "xenstat", "xenevtchn", "xengnttab", "xenforeignmemory", "xendevicemodel",
+            "xenvchan"]
 # Order matters: later headers use types declared by earlier ones.
 XEN_HEADERS = ["xentoollog.h", "xenstore.h", "xenctrl.h", "xenguest.h", "libxl.h",
                "libxlutil.h", "xenhypfs.h", "xenstat.h", "xenevtchn.h", "xengnttab.h",
-               "xenforeignmemory.h", "xendevicemodel.h", "pyxen_xen.h"]
+               "xenforeignmemory.h", "xendevicemodel.h", "libxenvchan.h", "pyxen_xen.h"]
 INCLUDE_DIRS = [p for p in os.environ.get("PYXEN_XEN_INCLUDE", "").split(":") if p]
 LIB_DIRS = [p for p in os.environ.get("PYXEN_XEN_LIBDIR", "").split(":") if p]
 FIX = "pyxen: Xen development headers not found (xenctrl.h): apt-get install libxen-dev"
@@ -161,7 +164,7 @@ def _make_xen_ffi() -> FFI:
     version = xen_version()
     ffi = FFI()
     ffi.cdef("\n".join(_read(h, version) for h in XEN_HEADERS))
-    source = _read("pyxen_xen.c", version)
+    source = _read("pyxen_xen.c", version) + "\n" + _read("pyxen_vchan.c", version)
     macros = [("PYXEN_XEN_MAJOR", str(version[0])), ("PYXEN_XEN_MINOR", str(version[1]))]
     cflags = ["-Wno-unused-function"]
     if _use_pkgconfig():

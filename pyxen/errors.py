@@ -26,6 +26,8 @@ compiler filled into ``pyxen._xen`` (``lib.ERROR_*`` for libxl, errno for the ot
   :class:`HypfsNotFound` ...); :func:`check_xenstat` (libxenstat, which gives no errno).
 * :func:`check_devicemodel` (libxendevicemodel): errno → :class:`DeviceModelError`
   (ESRCH → :class:`DeviceModelDomainError`, ENOENT → :class:`IoreqServerNotFound` ...).
+* :func:`check_vchan` (libxenvchan): a negative rc → :class:`VchanError` by errno, or
+  :class:`VchanPeerClosedError` once the other end has gone.
 * :func:`check_kernel` (the Linux ioctls of ``pyxen._linux``: loop devices, interfaces,
   bridges): -1 → :class:`KernelCallError` with this thread's errno.
 
@@ -77,6 +79,10 @@ __all__ = [
     "DeviceModelPermissionError", "IoreqServerNotFound", "check_devicemodel",
     # shared rings (pyxen.ring)
     "RingError", "RingLayoutError", "RingFullError", "RingOverflowError",
+    # libxenvchan
+    "VchanError", "VchanNotFoundError", "VchanDomainError", "VchanInvalidError",
+    "VchanPermissionError", "VchanPeerClosedError", "VchanIncompleteReadError",
+    "VchanTimeoutError", "check_vchan",
 ]
 
 
@@ -516,6 +522,85 @@ def check_hypfs(err: int, call: str, path: str | None = None) -> NoReturn:
         raise XenFeatureUnavailable(f"{call}: this hypervisor has no hypfs "
                                     f"({os.strerror(err)})")
     raise _HYPFS_BY_ERRNO.get(err, HypfsError)(err, call=call, detail=path)
+
+
+# ========================================================================= libxenvchan
+
+class VchanError(XenError):
+    """A libxenvchan call failed; ``domid`` and ``path`` (the xenstore base path) say
+    which vchan."""
+
+    def __init__(self, err: int, message: str | None = None, *, call: str | None = None,
+                 domid: int | None = None, path: str | None = None):
+        about = ([f"domain {domid}"] if domid is not None else []) + \
+                ([f"path {path!r}"] if path is not None else [])
+        super().__init__(err, message, call=call, detail=", ".join(about) or None)
+        self.domid = domid
+        self.path = path
+
+
+class VchanNotFoundError(VchanError, FileNotFoundError):
+    """ENOENT: no server advertises a vchan at that xenstore path (client init)."""
+
+
+class VchanDomainError(VchanError, DomainNotFoundError):
+    """ESRCH: no such peer domain."""
+
+
+class VchanInvalidError(VchanError, ValueError):
+    """EINVAL: Xen refused the peer domain or the advertised ring/port (not a vchan
+    server for this domain)."""
+
+
+class VchanPermissionError(VchanError, PermissionError):
+    """EACCES/EPERM: the caller may not read the path or map the peer's pages."""
+
+
+class VchanPeerClosedError(VchanError, BrokenPipeError):
+    """The other end closed the vchan (or its domain died) and nothing is left to read."""
+
+    def __init__(self, call: str, *, domid: int | None = None, path: str | None = None):
+        super().__init__(_errno.EPIPE, "the peer closed the vchan", call=call, domid=domid,
+                         path=path)
+
+
+class VchanIncompleteReadError(VchanPeerClosedError):
+    """The peer closed before ``expected`` bytes came; ``partial`` holds those that did."""
+
+    def __init__(self, partial: bytes, expected: int, *, call: str,
+                 domid: int | None = None, path: str | None = None):
+        super().__init__(call, domid=domid, path=path)
+        self.partial = partial
+        self.expected = expected
+
+
+class VchanTimeoutError(PyxenTimeoutError):
+    """A blocking vchan call ran out of time; ``done`` is how many bytes it moved."""
+
+    def __init__(self, message: str, done: int = 0):
+        super().__init__(message)
+        self.done = done
+
+
+_VCHAN_CLASS: dict[int, type[VchanError]] = {
+    _errno.ENOENT: VchanNotFoundError, _errno.ESRCH: VchanDomainError,
+    _errno.EINVAL: VchanInvalidError, _errno.EACCES: VchanPermissionError,
+    _errno.EPERM: VchanPermissionError,
+}
+
+
+def check_vchan(rc: int, err: int, call: str, *, peer_open: bool = True,
+                domid: int | None = None, path: str | None = None) -> int:
+    """libxenvchan's checker: ``rc`` >= 0 is returned; a negative ``rc`` (or NULL from an
+    init call, passed as -1) → :class:`VchanPeerClosedError` when the peer is gone
+    (``peer_open`` false: the library reports that as -1 without an errno), else the
+    VchanError for ``err``, the errno cffi saved after this call in this thread."""
+    if rc >= 0:
+        return rc
+    if not peer_open:
+        raise VchanPeerClosedError(call, domid=domid, path=path)
+    err = err or _errno.EIO
+    raise _VCHAN_CLASS.get(err, VchanError)(err, call=call, domid=domid, path=path)
 
 
 # ========================================================================== libxenstat
