@@ -234,8 +234,9 @@ class DeviceModel(StableHandle):
         n = _int("nr", nr, 20)  # the hypervisor's limit is 1 GiB of VRAM
         bits = ffi.sizeof("unsigned long") * 8
         bitmap = ffi.new("unsigned long[]", max(1, -(-n // bits)))
+        # always a real buffer: libxendevicemodel bounces it even for nr=0 (NULL: EFAULT)
         self._call("xendevicemodel_track_dirty_vram", d, _int("first_pfn", first_pfn, 64), n,
-                   bitmap if n else ffi.NULL, domid=d)
+                   bitmap, domid=d)
         return [first_pfn + i for i in range(n) if bitmap[i // bits] >> (i % bits) & 1]
 
     def modified_memory(self, domid: int, first_pfn: int, nr: int) -> None:
