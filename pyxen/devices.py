@@ -1394,6 +1394,19 @@ class Devices:
             pass                        # a mirror with a bad backend: only the computed one
         self._remove_entries(fe, be, lx)
 
+    def _begin_close(self, be: str) -> bool:
+        """online=0 and state Closing (unless already Closed) in one transaction, as libxl
+        starts a removal; False if the backend directory is gone."""
+        def body(t: Transaction) -> bool:
+            if not t.exists(be):
+                return False
+            t.write(f"{be}/online", "0")
+            st = XenbusState.parse(t.get(f"{be}/state"))
+            if st not in (XenbusState.CLOSED, None):
+                t.write(f"{be}/state", str(int(XenbusState.CLOSING)))
+            return True
+        return bool(self.xs.transact(body))
+
     def detach(self, dom: int | str, kind: str, which: str | int, *,
                timeout: float = DESTROY_TIMEOUT, force: bool = True) -> bool:
         """Detach a vbd (by vdev or devid) or vif (by devid or mac): online=0 and state
@@ -1429,15 +1442,7 @@ class Devices:
         clean = True
         try:
             if self.xs.exists(be):
-                def body(t: Transaction) -> bool:
-                    if not t.exists(be):
-                        return False
-                    t.write(f"{be}/online", "0")
-                    st = XenbusState.parse(t.get(f"{be}/state"))
-                    if st not in (XenbusState.CLOSED, None):
-                        t.write(f"{be}/state", str(int(XenbusState.CLOSING)))
-                    return True
-                if self.xs.transact(body):
+                if self._begin_close(be):
                     _interrupt.point("devices.detach_closing")
                     try:
                         self.wait_state(be, XenbusState.CLOSED, timeout,
@@ -1567,15 +1572,7 @@ class Devices:
         left = timeout
         cancelled: BaseException | None = None
 
-        def closing(t: Transaction) -> bool:
-            if not t.exists(be):
-                return False
-            t.write(f"{be}/online", "0")
-            st = XenbusState.parse(t.get(f"{be}/state"))
-            if st not in (XenbusState.CLOSED, None):
-                t.write(f"{be}/state", str(int(XenbusState.CLOSING)))
-            return True
-        if self.xs.exists(be) and self.xs.transact(closing):
+        if self.xs.exists(be) and self._begin_close(be):
             try:
                 await self.await_state(be, XenbusState.CLOSED, timeout,
                                        what=f"{kind} {which} of domain {domid}")
